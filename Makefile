@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv from scratch.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# CPU torch must be installed before anything that depends on torch, or pip pulls a CUDA build.
+TORCH_PIN := torch==2.13.0
+CHROMIUM := /usr/bin/chromium
+DEMO_DIR ?= ./tracker-runs
+PORT ?= 8470
+
+.PHONY: demo test install browser bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PIN)
+	$(PIP) install -q -e '.[all]'
+	touch $@
+
+install: $(VENV)/.installed
+
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install browser
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+demo: install
+	$(PY) examples/demo.py --root $(DEMO_DIR) --port $(PORT)
+
+bench: install
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) tracker-runs .pytest_cache

@@ -1,0 +1,63 @@
+"""The exception tree of tracker_sdk.
+
+    TrackerError
+    ├── InvalidArgumentError (also ValueError)   bad input, raised before anything is written
+    ├── MissingDependencyError (also ImportError) an optional extra is not installed
+    ├── RunFormatError                           the on-disk run cannot be read
+    │   ├── CorruptJournalError                  a journal frame failed its check (file, offset)
+    │   └── BlobIntegrityError                   a blob's content does not match its sha256
+    ├── RunLockedError                           another process is writing the run
+    ├── NotFittedError (also AttributeError)     a reducer was used before fit
+    └── SyncError                                the tracking server refused or failed a request
+"""
+
+from __future__ import annotations
+
+
+class TrackerError(Exception):
+    """Base class of every error tracker_sdk raises on purpose."""
+
+
+class InvalidArgumentError(TrackerError, ValueError):
+    """An argument was wrong; the message names it, what was expected and what was got."""
+
+
+class MissingDependencyError(TrackerError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str):
+        super().__init__(
+            f"{feature} needs the package {package!r}, which is not installed; "
+            f"install it with: pip install 'tracker_sdk[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class RunFormatError(TrackerError):
+    """The run directory on disk is missing pieces or is not in a format we can read."""
+
+
+class CorruptJournalError(RunFormatError):
+    """A journal frame in the middle of a segment failed its length or CRC check."""
+
+    def __init__(self, path, offset: int, reason: str):
+        super().__init__(f"corrupt journal record in {path} at byte offset {offset}: {reason}")
+        self.path = str(path)
+        self.offset = offset
+
+
+class BlobIntegrityError(RunFormatError):
+    """A blob is missing or its bytes do not hash to its name."""
+
+
+class RunLockedError(TrackerError):
+    """Another live process holds the run's writer lock."""
+
+
+class NotFittedError(TrackerError, AttributeError):
+    """A reducer's transform was called before fit."""
+
+
+class SyncError(TrackerError):
+    """The tracking server refused a request or could not be reached."""

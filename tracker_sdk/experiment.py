@@ -1,0 +1,353 @@
+"""Experiment / OfflineExperiment: the log_* methods, the current step, and end().
+
+A Comet script ports by changing its import line: the constructors take Comet's common
+arguments and ignore Comet-only switches (logged at debug level).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import numbers
+import os
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _validation as check
+from ._convert import is_torch_tensor, to_numpy
+from .errors import InvalidArgumentError
+from .runformat import DEFAULT_PROJECT, RunWriter, encode_metadata, npy_chunks
+from .sync import get_backend
+
+log = logging.getLogger("tracker_sdk")
+
+RUN_ID_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Handle of a logged embedding (its vectors are durable when this is returned)."""
+
+    id: str
+    n: int
+    dim: int
+    title: str
+    group: str | None
+    step: int | None
+    run: str
+    path: Path
+
+
+def _plain_value(value):
+    """A msgpack-safe value for parameters and others (numpy/torch scalars unwrapped)."""
+    if is_torch_tensor(value) or isinstance(value, np.ndarray):
+        value = to_numpy(value)
+        return value.item() if value.size == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def _metric_value(name, value) -> float | int:
+    if is_torch_tensor(value) or isinstance(value, (np.ndarray, np.generic)):
+        array = to_numpy(value)
+        if array.size != 1:
+            raise InvalidArgumentError(f"metric {name!r} value must be a single number; got shape {array.shape}")
+        value = array.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidArgumentError(f"metric {name!r} value must be a number; got {type(value).__name__} {value!r}")
+    return value if isinstance(value, numbers.Integral) else float(value)
+
+
+class Experiment:
+    """One tracked run.
+
+    Parameters
+    ----------
+    api_key, project_name, workspace : str, optional
+        Comet's arguments. ``api_key`` authenticates against a tracking server (or
+        ``TRACKER_API_KEY``); ``workspace`` is recorded.
+    experiment_name : str, optional
+        Display name (also ``set_name``).
+    url : str, optional
+        Where runs go: a directory or ``file://`` URI (offline), or ``http(s)://`` for a
+        tracking server. Defaults to ``TRACKER_URL``, else ``./tracker-runs``.
+    experiment_key : str, optional
+        Resume the run with this key (32 hex characters) instead of starting a new one.
+    """
+
+    def __init__(self, api_key=None, project_name=None, workspace=None, *, experiment_name=None,
+                 url=None, experiment_key=None, end_timeout: float | None = None, **comet_only):
+        for name in sorted(comet_only):
+            log.debug("tracker_sdk ignores the Comet-only argument %s=%r", name, comet_only[name])
+        project = check.check_project_name(project_name or os.environ.get("TRACKER_PROJECT") or DEFAULT_PROJECT)
+        name = check.check_text(experiment_name, "experiment_name", allow_none=True)
+        if experiment_key is not None and not (isinstance(experiment_key, str) and len(experiment_key) == RUN_ID_LENGTH
+                                               and all(c in "0123456789abcdef" for c in experiment_key)):
+            raise InvalidArgumentError(f"experiment_key must be {RUN_ID_LENGTH} lowercase hex characters; got {experiment_key!r}")
+        self._backend = get_backend(url, api_key=api_key or os.environ.get("TRACKER_API_KEY")) if _is_remote(url) \
+            else get_backend(url)
+        self.run_id = experiment_key or uuid.uuid4().hex
+        self.project_name = project
+        self.workspace = workspace
+        self.run_dir = self._backend.root / project / self.run_id
+        self.end_timeout = end_timeout
+        self._step: int | None = None
+        self._epoch: int | None = None
+        self._ended = False
+        self._end_lock = threading.Lock()
+        self._writer = RunWriter(self.run_dir, info={
+            "run_id": self.run_id, "project": project, "name": name, "workspace": workspace,
+            "created": time.time(), "status": "running", "sdk": "tracker_sdk"})
+        if experiment_key is not None:
+            self._writer.update_info(status="running")
+        self._end_hooks: list = []
+        self._backend.start(self.run_dir)
+        _live_experiments.add(self)
+        log.info("tracker_sdk: logging run %s to %s", self.run_id, self.run_dir)
+
+    # -- identity and context ------------------------------------------------------------
+    def get_key(self) -> str:
+        return self.run_id
+
+    def get_name(self) -> str | None:
+        from .runformat.files import read_json
+        return read_json(self.run_dir / "run.json").get("name")
+
+    def set_name(self, name: str) -> None:
+        self._writer.update_info(name=check.check_text(name, "name"))
+
+    def set_step(self, step) -> None:
+        self._step = check.check_step(step)
+
+    def set_epoch(self, epoch) -> None:
+        self._epoch = check.check_step(epoch, "epoch")
+
+    @property
+    def curr_step(self) -> int | None:
+        return self._step
+
+    @property
+    def curr_epoch(self) -> int | None:
+        return self._epoch
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.end()
+        return False
+
+    # -- everyday calls ------------------------------------------------------------------
+    def _append(self, kind: str, payload: dict, *, timestamp=None, durable=False) -> dict:
+        return self._writer.append(kind, payload, timestamp=timestamp, durable=durable)
+
+    def log_parameter(self, name, value, step=None) -> None:
+        self._append("parameter", {"name": check.check_text(str(name), "name"), "value": _plain_value(value),
+                                   "step": check.check_step(step)})
+
+    def log_parameters(self, parameters: dict, prefix=None, step=None, nested_support=True) -> None:
+        if not isinstance(parameters, dict):
+            raise InvalidArgumentError(f"parameters must be a dict; got {type(parameters).__name__}")
+        for name, value in _flatten(parameters, prefix, nested_support).items():
+            self.log_parameter(name, value, step=step)
+
+    def log_metric(self, name, value, step=None, epoch=None, include_context=True, timestamp=None) -> None:
+        t = time.time() if timestamp is None else float(timestamp)
+        name = check.check_text(str(name), "name")
+        step = check.check_step(step) if step is not None else self._step
+        epoch = check.check_step(epoch, "epoch") if epoch is not None else self._epoch
+        self._append("metric", {"name": name, "value": _metric_value(name, value), "step": step, "epoch": epoch},
+                     timestamp=t)
+
+    def log_metrics(self, dic: dict, prefix=None, step=None, epoch=None) -> None:
+        if not isinstance(dic, dict):
+            raise InvalidArgumentError(f"dic must be a dict of metric name -> number; got {type(dic).__name__}")
+        t = time.time()
+        for name, value in _flatten(dic, prefix, True).items():
+            self.log_metric(name, value, step=step, epoch=epoch, timestamp=t)
+
+    def log_other(self, key, value) -> None:
+        self._append("other", {"name": check.check_text(str(key), "key"), "value": _plain_value(value)})
+
+    def log_others(self, dictionary: dict) -> None:
+        for key, value in dictionary.items():
+            self.log_other(key, value)
+
+    def add_tag(self, tag: str) -> None:
+        self._append("other", {"name": "tag", "value": check.check_text(tag, "tag")})
+
+    def add_tags(self, tags) -> None:
+        for tag in tags:
+            self.add_tag(tag)
+
+    def log_asset(self, file_data, file_name=None, overwrite=False, step=None, metadata=None, **comet_only) -> dict:
+        """Store a file (path or bytes) as a content-addressed blob; returns its record."""
+        if isinstance(file_data, (bytes, bytearray, memoryview)):
+            if file_name is None:
+                raise InvalidArgumentError("file_name is required when file_data is bytes")
+            data = bytes(file_data)
+        elif isinstance(file_data, (str, os.PathLike)):
+            path = Path(file_data)
+            if not path.is_file():
+                raise InvalidArgumentError(f"file_data must be an existing file or bytes; got path {str(path)!r}, which is not a file")
+            data = path.read_bytes()
+            file_name = file_name or path.name
+        elif hasattr(file_data, "read"):
+            data = file_data.read()
+            data = data.encode() if isinstance(data, str) else data
+            file_name = file_name or getattr(file_data, "name", None)
+            if not file_name:
+                raise InvalidArgumentError("file_name is required when file_data is a file object without a name")
+        else:
+            raise InvalidArgumentError(f"file_data must be a path, bytes or a file object; got {type(file_data).__name__}")
+        file_name = check.check_text(str(file_name), "file_name")
+        sha, size = self._writer.write_blob([data])
+        return self._append("asset", {"name": file_name, "sha256": sha, "size": size, "step": check.check_step(step),
+                                      "metadata": _plain_value(metadata)}, durable=True)
+
+    # -- embeddings ----------------------------------------------------------------------
+    def log_embedding(self, vectors, labels, image_data=None, image_size=None, image_preprocess_function=None,
+                      image_transparent_color=None, image_background_color_function=None, title="Embedding",
+                      template_filename=None, group=None, *, step=None, metadata=None, label_header=None,
+                      allow_nonfinite=False, reduce=None) -> Embedding:
+        """Log vectors (n_samples, n_features) with their labels, durably.
+
+        Parameters
+        ----------
+        vectors : array-like or torch.Tensor, shape (n_samples, ...)
+            Flattened per row and stored as float32.
+        labels : list, or list of rows whose first row is the header, or 2D array with ``label_header``
+            One label (or row of labels) per vector. May be None when ``metadata`` is given.
+        title, group : str
+            Several embeddings may share group, title and step; each is its own record.
+        step : int, optional
+            Defaults to the experiment's current step (``set_step``).
+        metadata : dict of columns or pandas.DataFrame, optional
+            Extra typed columns, one value per vector.
+        allow_nonfinite : bool
+            Store NaN/Inf instead of raising.
+        """
+        if template_filename is not None:
+            log.debug("tracker_sdk ignores template_filename=%r (Comet's projector template)", template_filename)
+        array = check.check_vectors(vectors, allow_nonfinite=allow_nonfinite)
+        n, dim = array.shape
+        columns, has_header = check.check_labels(labels, n, header=label_header, metadata=metadata)
+        title = check.check_text(title, "title")
+        group = check.check_text(group, "group", allow_none=True)
+        step = check.check_step(step) if step is not None else self._step
+        sprite = self._prepare_sprite(n, image_data, image_size, image_preprocess_function, image_transparent_color,
+                                      image_background_color_function)
+        reducers = self._prepare_reducers(reduce)
+        self._check_open()
+        vec_sha, _ = self._writer.write_blob(npy_chunks(array))
+        meta_sha, _ = self._writer.write_blob([encode_metadata(columns, n)])
+        sprite_ref = self._store_sprite(sprite) if sprite is not None else None
+        embedding_id = uuid.uuid4().hex
+        self._append("embedding", {
+            "id": embedding_id, "title": title, "group": group, "step": step, "n": n, "dim": dim,
+            "vectors": {"sha256": vec_sha, "dtype": "float32", "shape": [n, dim]},
+            "metadata": {"sha256": meta_sha, "columns": [c["name"] for c in columns],
+                         "types": [c["type"] for c in columns], "header": has_header},
+            "sprite": sprite_ref,
+        }, durable=True)
+        handle = Embedding(embedding_id, n, dim, title, group, step, self.run_id, self.run_dir)
+        self._schedule_reductions(handle, reducers, array, columns)
+        return handle
+
+    def _prepare_sprite(self, n, image_data, image_size, preprocess, transparent, background):
+        """Validate and build the sprite in memory; nothing is written yet."""
+        if image_data is None and preprocess is None and transparent is None and background is None:
+            return None
+        raise NotImplementedError("image_data and the image_* options arrive with sprite support (issue 3)")
+
+    def _store_sprite(self, sprite) -> dict:
+        raise NotImplementedError("sprites arrive with sprite support (issue 3)")
+
+    def _prepare_reducers(self, reduce):
+        if reduce is None:
+            return []
+        raise NotImplementedError("reduce= arrives with client-side reductions (issue 4)")
+
+    def _schedule_reductions(self, handle, reducers, array, columns) -> None:
+        """Reductions run after the vectors are durable (issue 4)."""
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise RuntimeError(f"experiment {self.run_id} has ended; start a new Experiment to log more")
+
+    # -- ending --------------------------------------------------------------------------
+    def end(self) -> None:
+        """Flush everything to disk, mark the run finished and close it; safe to call twice."""
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
+        try:
+            for hook in self._end_hooks:
+                hook()
+            self._append("end", {"status": "finished"}, durable=True)
+            self._writer.update_info(status="finished", ended=time.time())
+        finally:
+            self._writer.close()
+            _live_experiments.discard(self)
+        pending = self._backend.finish(self.end_timeout)
+        if pending:
+            log.warning("%s", pending)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(project={self.project_name!r}, key={self.run_id!r}, dir={str(self.run_dir)!r})"
+
+
+class OfflineExperiment(Experiment):
+    """An Experiment that writes only to ``offline_directory`` (Comet's offline class)."""
+
+    def __init__(self, api_key=None, project_name=None, workspace=None, offline_directory=None, **kwargs):
+        url = offline_directory or kwargs.pop("url", None)
+        if url is not None and _is_remote(url):
+            raise InvalidArgumentError(f"offline_directory must be a local path; got {url!r}")
+        if url is None and _is_remote(os.environ.get("TRACKER_URL")):
+            url = None if not os.environ.get("TRACKER_DIR") else os.environ["TRACKER_DIR"]
+            url = url or "./tracker-runs"
+        super().__init__(api_key, project_name, workspace, url=url, **kwargs)
+
+
+def _is_remote(url) -> bool:
+    url = url if url is not None else os.environ.get("TRACKER_URL")
+    return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
+
+
+def _flatten(mapping: dict, prefix, nested: bool) -> dict:
+    out = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}" if prefix else str(key)
+        if nested and isinstance(value, dict):
+            out.update(_flatten(value, f"{name}.", True))
+        else:
+            out[name] = value
+    return out
+
+
+_live_experiments: "weakref.WeakSet[Experiment]" = weakref.WeakSet()
+
+
+@atexit.register
+def _end_live_experiments() -> None:
+    for experiment in list(_live_experiments):
+        try:
+            experiment.end()
+        except Exception:  # at exit, report and keep ending the others
+            log.exception("tracker_sdk: could not end experiment %s at exit", experiment.run_id)
