@@ -75,6 +75,25 @@ class RunWriter:
                 self._segment.sync()
             return record
 
+    def replay(self, record: dict, *, durable: bool = False) -> bool:
+        """Append a record copied from another replica with its own seq (the server's path).
+
+        Returns False for a seq already present (a duplicate); a gap raises ValueError.
+        """
+        with self._mutex:
+            if self._closed:
+                raise RuntimeError(f"run {self.run_dir} is closed")
+            seq = int(record["seq"])
+            if seq < self.next_seq:
+                return False
+            if seq > self.next_seq:
+                raise ValueError(f"record seq {seq} leaves a gap: the run expects seq {self.next_seq} next")
+            self._segment.append(journal.encode_frame(record))
+            self.next_seq += 1
+            if durable:
+                self._segment.sync()
+            return True
+
     def write_blob(self, chunks) -> tuple[str, int]:
         return files.write_blob(self.run_dir, chunks)
 

@@ -46,6 +46,14 @@ def local_path_from_uri(uri: str) -> Path:
     return Path(uri)
 
 
+def default_local_root() -> Path:
+    """The local run root: ``TRACKER_URL`` when it is a path, else ``TRACKER_DIR``, else ./tracker-runs."""
+    uri = os.environ.get("TRACKER_URL") or ""
+    if urlparse(uri).scheme in ("", "file") and uri:
+        return local_path_from_uri(uri)
+    return Path(os.environ.get("TRACKER_DIR") or DEFAULT_ROOT)
+
+
 def get_backend(uri: str | None = None, **options):
     """Return the backend for ``uri`` (``url=`` argument, else ``TRACKER_URL``, else ./tracker-runs)."""
     uri = uri if uri is not None else os.environ.get("TRACKER_URL") or DEFAULT_ROOT

@@ -1,0 +1,1 @@
+"""Analysis of embeddings: neighbours, outlier and label-disagreement scores, split comparison."""

@@ -1,0 +1,1 @@
+"""One module per `tracker` subcommand (see tracker_sdk/cli.py)."""
