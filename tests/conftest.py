@@ -1,0 +1,25 @@
+"""Shared fixtures: every test writes under its own tmp_path, never the working directory."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracker_env(tmp_path, monkeypatch):
+    """Keep TRACKER_* settings of the developer's shell out of the tests."""
+    for name in ("TRACKER_URL", "TRACKER_API_KEY", "TRACKER_DIR", "TRACKER_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    return root
+
+
+def pytest_configure(config):
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "tracker_sdk", "numba"))
