@@ -52,7 +52,8 @@ def check_vectors(vectors, *, allow_nonfinite: bool = False) -> np.ndarray:
     if array.shape[1] == 0:
         raise InvalidArgumentError(f"vectors must have at least one feature per row; got shape {array.shape}")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    if not allow_nonfinite:
+    # a float64 sum propagates NaN/Inf and cannot overflow from float32 inputs: one pass, no mask
+    if not allow_nonfinite and not np.isfinite(np.sum(array, dtype=np.float64)):
         finite = np.isfinite(array)
         if not finite.all():
             bad = np.argwhere(~finite)[0]

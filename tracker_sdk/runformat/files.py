@@ -72,13 +72,19 @@ def write_blob(run_dir: Path, chunks) -> tuple[str, int]:
     size = 0
     try:
         with os.fdopen(fd, "wb", buffering=0) as fh:
+            # hashlib releases the GIL: hash each chunk on a thread while it is being written
+            pending = None
             for chunk in chunks:
                 view = memoryview(chunk).cast("B")
                 for start in range(0, len(view), CHUNK):
                     part = view[start : start + CHUNK]
-                    digest.update(part)
+                    if pending is not None:
+                        pending.result()
+                    pending = _hasher().submit(digest.update, part)
                     fh.write(part)
                     size += len(part)
+            if pending is not None:
+                pending.result()
             os.fsync(fh.fileno())
         sha = digest.hexdigest()
         final = blob_path(run_dir, sha)
@@ -92,6 +98,17 @@ def write_blob(run_dir: Path, chunks) -> tuple[str, int]:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+_HASHER = None
+
+
+def _hasher():
+    global _HASHER
+    if _HASHER is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-blob-hash")
+    return _HASHER
 
 
 def hash_file(path: Path) -> str:
