@@ -223,7 +223,7 @@ class Experiment:
     def log_embedding(self, vectors, labels, image_data=None, image_size=None, image_preprocess_function=None,
                       image_transparent_color=None, image_background_color_function=None, title="Embedding",
                       template_filename=None, group=None, *, step=None, metadata=None, label_header=None,
-                      allow_nonfinite=False, reduce=None) -> Embedding:
+                      allow_nonfinite=False, reduce="pca", reduce_background=None) -> Embedding:
         """Log vectors (n_samples, n_features) with their labels, durably.
 
         Parameters
@@ -240,6 +240,14 @@ class Experiment:
             Extra typed columns, one value per vector.
         allow_nonfinite : bool
             Store NaN/Inf instead of raising.
+        reduce : str, Reducer, or list of them; None for none
+            Projections computed client-side and stored next to the embedding: names from
+            ``tracker_sdk.reduce.get_reducer`` or Reducer instances (a fitted one transforms, an
+            unfitted one is fitted on this embedding and reused by later calls). Default:
+            3-component PCA with its explained variance ratios.
+        reduce_background : bool or None
+            True runs reductions in the background worker, False inline; None (default) runs
+            small PCA inline and everything else in the background.
         """
         if template_filename is not None:
             log.debug("tracker_sdk ignores template_filename=%r (Comet's projector template)", template_filename)
@@ -251,7 +259,7 @@ class Experiment:
         step = check.check_step(step) if step is not None else self._step
         sprite = self._prepare_sprite(n, image_data, image_size, image_preprocess_function, image_transparent_color,
                                       image_background_color_function)
-        reducers = self._prepare_reducers(reduce)
+        reducers = self._prepare_reducers(reduce, reduce_background)
         self._check_open()
         vec_sha, _ = self._writer.write_blob(npy_chunks(array))
         meta_sha, _ = self._writer.write_blob([encode_metadata(columns, n)])
@@ -265,25 +273,186 @@ class Experiment:
             "sprite": sprite_ref,
         }, durable=True)
         handle = Embedding(embedding_id, n, dim, title, group, step, self.run_id, self.run_dir)
-        self._schedule_reductions(handle, reducers, array, columns)
+        self._schedule_reductions(handle, reducers, array, columns, vectors_sha=vec_sha)
         return handle
 
+    def log_activations(self, collector_or_dict, labels, image_data=None, image_size=None, group=None, step=None,
+                        reduce=None, *, metadata=None, label_header=None, allow_nonfinite=False,
+                        **embedding_options) -> dict[str, Embedding]:
+        """Log every collected layer as its own embedding (title = layer name) for one step.
+
+        Parameters
+        ----------
+        collector_or_dict : tracker_sdk.collect.ActivationCollector or dict {layer name: array}
+            What ``ActivationCollector`` or ``collect_embeddings`` gathered; each array is
+            (n_samples, n_features) and all have the same n_samples.
+        labels, image_data, image_size, group, step, reduce, metadata, label_header, allow_nonfinite
+            As for :meth:`log_embedding`, shared by every layer; ``**embedding_options`` too.
+
+        Returns
+        -------
+        dict
+            ``{layer name: Embedding}`` in the collector's layer order. Every layer is checked
+            before the first is written, so a bad layer leaves nothing half-logged.
+        """
+        if hasattr(collector_or_dict, "activations") and not isinstance(collector_or_dict, dict):
+            layers = dict(collector_or_dict.activations)
+        elif isinstance(collector_or_dict, dict):
+            layers = {str(name): array for name, array in collector_or_dict.items()}
+        else:
+            raise InvalidArgumentError(
+                "collector_or_dict must be an ActivationCollector or a dict {layer name: (n_samples, n_features) "
+                f"array}}; got {type(collector_or_dict).__name__}")
+        if not layers:
+            raise InvalidArgumentError("collector_or_dict holds no layers; collect at least one layer first")
+        if "title" in embedding_options:
+            raise InvalidArgumentError("log_activations titles each embedding with its layer name; do not pass title")
+        arrays, n_rows = {}, None
+        for name, array in layers.items():
+            check.check_text(name, "layer name")
+            if getattr(array, "size", 1) == 0 or (hasattr(array, "__len__") and len(array) == 0):
+                raise InvalidArgumentError(
+                    f"layer {name!r} collected no rows; run the model inside `with collector:` before logging "
+                    "(fused fast paths, such as nn.TransformerEncoder's in eval mode, can skip a submodule's hooks: "
+                    "hook the enclosing layer instead)")
+            arrays[name] = check.check_vectors(array, allow_nonfinite=allow_nonfinite)
+            if n_rows is not None and len(arrays[name]) != n_rows[1]:
+                raise InvalidArgumentError(
+                    f"layer {name!r} has {len(arrays[name])} rows but layer {n_rows[0]!r} has {n_rows[1]}; "
+                    "every layer must hold one row per sample of the same samples")
+            n_rows = n_rows or (name, len(arrays[name]))
+        check.check_labels(labels, n_rows[1], header=label_header, metadata=metadata)
+        step = check.check_step(step) if step is not None else self._step
+        return {name: self.log_embedding(array, labels, image_data=image_data, image_size=image_size, title=name,
+                                         group=group, step=step, metadata=metadata, label_header=label_header,
+                                         allow_nonfinite=allow_nonfinite, reduce=reduce, **embedding_options)
+                for name, array in arrays.items()}
+
     def _prepare_sprite(self, n, image_data, image_size, preprocess, transparent, background):
-        """Validate and build the sprite in memory; nothing is written yet."""
-        if image_data is None and preprocess is None and transparent is None and background is None:
+        """Validate and build the sprite in memory; nothing is written yet.
+
+        Returns None (no images), a ``sprites.Sprite`` to store, or a ``sprites.StoredSprite``
+        when ``image_data`` is an ``image_url`` from ``create_embedding_image``.
+        """
+        if image_data is None:
+            if preprocess is not None or transparent is not None or background is not None:
+                raise InvalidArgumentError(
+                    "image_preprocess_function, image_transparent_color and image_background_color_function "
+                    "apply to image_data, but image_data is None")
             return None
-        raise NotImplementedError("image_data and the image_* options arrive with sprite support (issue 3)")
+        from . import sprites
+        if sprites.parse_image_url(image_data) is not None:
+            return sprites.resolve_image_url(image_data, n=n, image_size=image_size, run_dir=self.run_dir,
+                                             options=(preprocess, transparent, background))
+        return sprites.build_sprite(image_data, image_size, preprocess, transparent, background, n=n)
 
     def _store_sprite(self, sprite) -> dict:
-        raise NotImplementedError("sprites arrive with sprite support (issue 3)")
+        """Write the sprite's PNG blob (once per content) and return the record's ``sprite`` field."""
+        from . import sprites
+        from .runformat import blob_path
+        if isinstance(sprite, sprites.StoredSprite):  # reuse: copy the blob only when another run holds it
+            sha = sprite.record["sha256"]
+            if not blob_path(self.run_dir, sha).is_file():
+                copied, _ = self._writer.write_blob([sprite.source.read_bytes()])
+                if copied != sha:
+                    raise InvalidArgumentError(f"sprite blob {sprite.source} no longer hashes to {sha}")
+            return dict(sprite.record)
+        sha, _ = self._writer.write_blob([sprite.to_png()])
+        record = sprite.record(sha)
+        sprites.remember(record, sprite.image_size, blob_path(self.run_dir, sha))
+        return record
 
-    def _prepare_reducers(self, reduce):
-        if reduce is None:
-            return []
-        raise NotImplementedError("reduce= arrives with client-side reductions (issue 4)")
+    def create_embedding_image(self, image_data, image_size=None, image_preprocess_function=None,
+                               image_transparent_color=None, image_background_color_function=None, *,
+                               image_channels=None):
+        """Build a sprite, store it in this run, and return ``(PIL.Image, image_url)``.
 
-    def _schedule_reductions(self, handle, reducers, array, columns) -> None:
-        """Reductions run after the vectors are durable (issue 4)."""
+        ``image_url`` (``tracker-sprite:<sha256>``) works offline: pass it as ``image_data=``
+        to later ``log_embedding`` calls (``image_size`` optional) to reuse this sprite without
+        rebuilding or storing it again. Arguments as in ``tracker_sdk.sprites.build_sprite``;
+        ``image_channels`` ("first" or "last") settles ambiguous 4-D shapes.
+        """
+        from . import sprites
+        sprite = sprites.build_sprite(image_data, image_size, image_preprocess_function, image_transparent_color,
+                                      image_background_color_function, image_channels=image_channels)
+        self._check_open()
+        record = self._store_sprite(sprite)
+        image = sprite.to_image()
+        image.info.update(tile_size=sprite.tile_size, grid=sprite.grid, n=sprite.n)
+        return image, sprites.image_url(record["sha256"])
+
+    def _reductions(self):
+        """This run's ReductionSession, created on first use (its end hook waits for the worker)."""
+        session = getattr(self, "_reduction_session", None)
+        if session is None:
+            from .reduce.session import ReductionSession
+            session = self._reduction_session = ReductionSession(self._writer, self.run_dir)
+            self._end_hooks.append(lambda: session.finish(self.end_timeout))
+        return session
+
+    def _prepare_reducers(self, reduce, background=None):
+        """Validate ``reduce=`` before anything is written; returns (planned reducers, background)."""
+        if reduce is None or reduce is False or (isinstance(reduce, (list, tuple)) and not reduce):
+            if background is not None and not isinstance(background, bool):
+                raise InvalidArgumentError(f"reduce_background must be True, False or None; got {background!r}")
+            return [], background
+        return self._reductions().prepare(reduce, background), background
+
+    def _schedule_reductions(self, handle, reducers, array, columns, vectors_sha=None) -> None:
+        """Reductions run after the vectors are durable: inline, or queued for the worker."""
+        planned, background = reducers if isinstance(reducers, tuple) else (reducers, None)
+        if planned:
+            self._reductions().schedule(handle, planned, array, columns, vectors_sha, background)
+
+    def reduce_group(self, group, title=None, method="umap", fit_on="last", *, n_components=2, background=None,
+                     **params) -> str:
+        """Fit one reducer on a step of ``group`` and place every step of the group with it.
+
+        Positions are then comparable across steps (fit on the final epoch, apply to all).
+
+        Parameters
+        ----------
+        group : str
+            The group of embeddings logged so far (``log_embedding(..., group=)``).
+        title : str, optional
+            Only embeddings with this title (needed when titles of a group differ in dimension).
+        method : str or Reducer
+            A name for ``get_reducer`` (``**params`` and ``n_components`` go to it) or an
+            unfitted Reducer to copy.
+        fit_on : "last", "all" or int
+            The step fitted on: the last one, every step together, or a given step.
+        background : bool or None
+            False computes now; otherwise the worker does it and ``end()`` waits.
+
+        Returns
+        -------
+        str
+            The timeline id shared by the new reduction records.
+        """
+        self._check_open()
+        if isinstance(method, str):
+            params["n_components"] = n_components
+        return self._reductions().reduce_group(check.check_text(group, "group"), check.check_text(title, "title", allow_none=True),
+                                               method, fit_on, background, **params)
+
+    def analyze(self, embedding=None, k: int = 10, *, label_column="label", split_column=None, metric="euclidean",
+                outlier="knn", method="auto") -> list:
+        """Score logged embeddings in their original space and store the scores as metadata columns.
+
+        Adds ``outlier_score``, ``label_disagreement`` (when ``label_column`` exists) and
+        ``split_shift`` (when ``split_column`` is given) to each embedding, for the viewer to
+        colour and sort by. ``embedding`` is a handle from ``log_embedding``, an id, a list of
+        them, or None for every embedding of this run. Returns one AnalysisResult per embedding.
+        See ``tracker_sdk.analysis.analyze``.
+        """
+        from .analysis import analyze
+        from .runformat import open_run
+        self._check_open()
+        if embedding is not None:
+            items = embedding if isinstance(embedding, (list, tuple)) else [embedding]
+            embedding = [e.id if isinstance(e, Embedding) else e for e in items]
+        return analyze(open_run(self.run_dir), embedding=embedding, k=k, metric=metric, label_column=label_column,
+                       split_column=split_column, outlier=outlier, method=method, writer=self._writer)
 
     def _check_open(self) -> None:
         if self._ended:
