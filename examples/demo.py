@@ -1,25 +1,40 @@
-"""`make demo`: log a small embedding run offline and list it (grows with each issue)."""
+"""`make demo`: train a small CNN on scikit-learn's digits, log its embeddings, serve the viewer.
+
+Runs examples/digits_cnn.py (penultimate layer every epoch, sprites, one reducer fitted on the
+last epoch for the whole group), lists the run, then serves the run directory with the
+tracking server and prints the URL of the embedding view. Ctrl-C stops the server.
+"""
 
 import argparse
+import sys
+from pathlib import Path
 
-import numpy as np
-from sklearn.datasets import load_digits
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tracker_sdk import Experiment
-from tracker_sdk.cli import main as tracker
+import digits_cnn  # noqa: E402  (the example next to this file)
+
+from tracker_sdk.cli import main as tracker  # noqa: E402
+from tracker_sdk.runformat import open_run  # noqa: E402
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", default="./tracker-runs")
     parser.add_argument("--port", type=int, default=8470)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--no-serve", action="store_true", help="log and list the run, do not start the server")
     args = parser.parse_args()
-    digits = load_digits()
-    with Experiment(project_name="digits-demo", url=args.root) as exp:
-        exp.log_parameters({"dataset": "sklearn digits", "n": len(digits.target)})
-        exp.log_embedding(digits.data, digits.target.tolist(), title="pixels", group="raw", step=0)
+    run_dir = digits_cnn.run(args.root, epochs=args.epochs, project_name="digits-demo")
     tracker(["ls", args.root])
+    run = open_run(run_dir)
+    last = max((e for e in run.embeddings if e.reductions), key=lambda e: e.step or 0, default=run.embeddings[-1])
+    url = f"http://127.0.0.1:{args.port}/view?run={run.run_id}&emb={last.id}"
+    print(f"\nembedding view: {url}\n", flush=True)
+    if args.no_serve:
+        return 0
+    from server_stub.app import main as serve
+    return serve(["--root", args.root, "--port", str(args.port)])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -277,7 +277,7 @@ class Experiment:
         return handle
 
     def log_activations(self, collector_or_dict, labels, image_data=None, image_size=None, group=None, step=None,
-                        reduce=None, *, metadata=None, label_header=None, allow_nonfinite=False,
+                        reduce="pca", *, metadata=None, label_header=None, allow_nonfinite=False,
                         **embedding_options) -> dict[str, Embedding]:
         """Log every collected layer as its own embedding (title = layer name) for one step.
 
@@ -287,7 +287,8 @@ class Experiment:
             What ``ActivationCollector`` or ``collect_embeddings`` gathered; each array is
             (n_samples, n_features) and all have the same n_samples.
         labels, image_data, image_size, group, step, reduce, metadata, label_header, allow_nonfinite
-            As for :meth:`log_embedding`, shared by every layer; ``**embedding_options`` too.
+            As for :meth:`log_embedding`, shared by every layer (so each layer gets the default
+            3-component PCA unless ``reduce=None``); ``**embedding_options`` too.
 
         Returns
         -------

@@ -11,7 +11,7 @@ def _logged_run(root, n_metrics=50):
     with Experiment(project_name="p", url=str(root)) as exp:
         for i in range(n_metrics):
             exp.log_metric("m", i, step=i)
-        exp.log_embedding(np.eye(3), ["a", "b", "c"])
+        exp.log_embedding(np.eye(3), ["a", "b", "c"], reduce=None)
     return exp.run_dir
 
 
