@@ -9,6 +9,8 @@
     ├── RunLockedError                           another process is writing the run
     ├── NotFittedError (also AttributeError)     a reducer was used before fit
     └── SyncError                                the tracking server refused or failed a request
+        ├── ServerRejectedError                  a 4xx that retrying cannot fix (bad key, bad request)
+        └── ServerUnavailableError               unreachable, 5xx or 429 after every retry
 """
 
 from __future__ import annotations
@@ -61,3 +63,15 @@ class NotFittedError(TrackerError, AttributeError):
 
 class SyncError(TrackerError):
     """The tracking server refused a request or could not be reached."""
+
+
+class ServerRejectedError(SyncError):
+    """The server answered a 4xx that no retry can fix; ``status`` and the server's message."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class ServerUnavailableError(SyncError):
+    """The server could not be reached, or kept failing, through every retry of the policy."""

@@ -36,6 +36,8 @@ class LocalBackend:
 # scheme -> "module:Class"; imported only when a URI with that scheme is used
 BACKENDS: dict[str, str] = {
     "file": "tracker_sdk.sync:LocalBackend",
+    "http": "tracker_sdk.sync.http:HTTPBackend",
+    "https": "tracker_sdk.sync.http:HTTPBackend",
 }
 
 
