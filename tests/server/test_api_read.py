@@ -42,7 +42,7 @@ def test_serves_offline_directory_without_import(tmp_path, start_server):
     run = requests.get(f"{api}/runs/{exp.run_id}", timeout=10).json()
     assert run["name"] == "offline run" and run["others"] == {"note": "hello <b>world</b>"}
     assert run["metric_names"] == ["acc", "loss"]
-    assert run["next_seq"] == 9  # 2 parameters, 1 other, 4 metrics, 1 embedding, 1 end
+    assert run["next_seq"] == 10  # 2 parameters, 1 other, 4 metrics, 1 embedding, its default PCA, 1 end
 
     metrics = requests.get(f"{api}/runs/{exp.run_id}/metrics", timeout=10).json()
     assert [m["value"] for m in metrics["loss"]] == [1.0, 0.5, 1.0 / 3]
