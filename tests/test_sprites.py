@@ -278,10 +278,21 @@ def test_bad_shapes_sizes_and_types_are_named(kwargs, message):
         build_sprite(**kwargs)
 
 
+def test_float_scale_follows_comets_rule():
+    """Floats all within 0-1 are scaled by 255; floats beyond 1 are already on the 0-255 scale."""
+    unit = np.zeros((2, 1, 2), np.float32)
+    unit[0, 0, 1] = 1.0
+    assert build_sprite(unit).pixels[0, 1, 0] == 255
+    comet = np.round(unit, 0) * 2  # Comet's documented preprocess keeps the digits dark
+    sprite = build_sprite(comet)
+    assert sprite.pixels[0, 1, 0] == 2 and sprite.pixels[0, 0, 0] == 0
+    assert build_sprite(np.full((1, 1, 1), 127.6, np.float64)).pixels[0, 0, 0] == 128
+
+
 def test_values_out_of_range_are_never_clipped():
     data = np.zeros((4, 2, 2), np.float32)
-    data[2, 1, 1] = 255.0
-    with pytest.raises(InvalidArgumentError, match=r"image_data of dtype float32 must lie in 0-1; image 2 has values in \[0.0, 255.0\] \(divide by 255"):
+    data[2, 1, 1] = 256.0
+    with pytest.raises(InvalidArgumentError, match=r"image_data of dtype float32 must lie in 0-1 \(or 0-255\); image 2 has values in \[0.0, 256.0\]"):
         build_sprite(data)
     data[2, 1, 1] = np.nan
     with pytest.raises(InvalidArgumentError, match=r"image_data image 2 contains NaN"):
@@ -290,7 +301,7 @@ def test_values_out_of_range_are_never_clipped():
     ints[1, 0, 0] = 256
     with pytest.raises(InvalidArgumentError, match=r"must lie in 0-255; image 1 has values in \[0, 256\]"):
         build_sprite(ints)
-    with pytest.raises(InvalidArgumentError, match=r"image_preprocess_function output of dtype float64 must lie in 0-1; image 0"):
+    with pytest.raises(InvalidArgumentError, match=r"image_preprocess_function output of dtype float64 must lie in 0-1 \(or 0-255\); image 0"):
         build_sprite(np.zeros((2, 2, 2), np.uint8), image_preprocess_function=lambda im: im - 1.0)
 
 

@@ -7,8 +7,11 @@ embedding record so nobody guesses), the 8192 px limit, PNG encoding, and the of
 ``image_url`` that lets later embeddings reuse a stored sprite.
 
 Pixel values: ``uint8`` is taken as 0-255 and ``bool`` as 0/255; other integer types must
-lie in 0-255; floats must lie in 0-1 and become ``round(v * 255)``. Anything else raises
-(nothing is clipped or wrapped silently).
+lie in 0-255. Floats follow Comet's rule, decided once over all the images of a call: when
+every value lies in 0-1 they become ``round(v * 255)``; otherwise they must lie in 0-255 and
+are taken as they are (rounded), which is what Comet's documented ``np.round(m, 0) * 2``
+preprocess relies on. Anything else (negative, above 255, NaN) raises: nothing is clipped or
+wrapped silently.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ def build_sprite(image_data, image_size=None, image_preprocess_function=None, im
             array = _preprocess_each(array, image_preprocess_function)
         channels = image_channels
     tiles = _as_nhwc(array, size, channels, preprocessed=image_preprocess_function is not None)
-    _check_values(tiles, "image_preprocess_function output" if image_preprocess_function else "image_data")
+    tiles = _check_values(tiles, "image_preprocess_function output" if image_preprocess_function else "image_data")
     background = _background_colors(image_background_color_function, tiles.shape[0])
     return _assemble(tiles, max_side, transparent, background)
 
@@ -317,7 +320,7 @@ def _fit_images(arrays, size, preprocessed: bool, transparent, background) -> np
     for i, a in enumerate(arrays):
         if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in _CHANNELS):
             raise InvalidArgumentError(f"{what} image {i} must be (h, w) or (h, w, c) with c in 1, 3, 4; got shape {a.shape}")
-        _check_values(a[None], what, offset=i)
+        arrays[i] = _check_values(a[None], what, offset=i)[0]
     tile_w, tile_h = size or (arrays[0].shape[1], arrays[0].shape[0])
     colors = _background_colors(background, len(arrays))
     words = None if colors is None else colors.view(np.uint32)[:, 0]
@@ -446,28 +449,32 @@ def _as_nhwc(array: np.ndarray, size, channels, *, preprocessed: bool) -> np.nda
     return array.transpose(0, 2, 3, 1) if channels == "first" else array
 
 
-def _check_values(tiles: np.ndarray, what: str, offset: int = 0) -> None:
-    """Apply the pixel-value rule to the whole array at once; name the first offending image."""
+def _check_values(tiles: np.ndarray, what: str, offset: int = 0) -> np.ndarray:
+    """Apply the pixel-value rule to the whole array at once; name the first offending image.
+
+    Returns the tiles on the scale the colouring expects: floats in 0-1, integers in 0-255.
+    """
     dtype = tiles.dtype
     if dtype == np.uint8 or dtype == np.bool_:
-        return
+        return tiles
     if np.issubdtype(dtype, np.integer):
         low, high, top = 0, 255, "0-255"
     elif np.issubdtype(dtype, np.floating):
-        low, high, top = 0.0, 1.0, "0-1"
+        low, high, top = 0.0, 255.0, "0-1 (or 0-255)"
     else:
         raise InvalidArgumentError(f"{what} must hold numbers (uint8 0-255 or floats 0-1); got dtype {dtype}")
     lo, hi = tiles.min(), tiles.max()
     if lo >= low and hi <= high:  # False for NaN too
-        return
+        if np.issubdtype(dtype, np.floating) and hi > 1:
+            return np.rint(tiles).astype(np.uint8)  # Comet's rule: floats beyond 1 are on the 0-255 scale
+        return tiles
     flat = tiles.reshape(tiles.shape[0], -1)
     bad = ~((flat >= low) & (flat <= high))
     index = int(np.argmax(bad.any(axis=1)))
     row = flat[index]
     if np.issubdtype(dtype, np.floating) and np.isnan(row).any():
         raise InvalidArgumentError(f"{what} image {index + offset} contains NaN; pixel values must be finite")
-    fix = (" (divide by 255 for 0-255 data)" if np.issubdtype(dtype, np.floating) and row.max() <= 255
-           else ", scale it with image_preprocess_function")
+    fix = ", scale it with image_preprocess_function"
     raise InvalidArgumentError(
         f"{what} of dtype {dtype} must lie in {top}; image {index + offset} has values in "
         f"[{row.min()}, {row.max()}]{fix}. Values are never clipped")

@@ -1,12 +1,24 @@
-"""Exact k nearest neighbours in the original vector space by blocked matrix products."""
+"""k nearest neighbours in the original vector space.
+
+``exact_knn`` answers a few queries (the server's path); ``knn_graph`` finds the k nearest
+neighbours of every row: exact by blocked matrix products while ``n * n * d`` stays within
+about 100k x 100k x 1k, approximate with pynndescent beyond (or when asked).
+"""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, MissingDependencyError
+
+log = logging.getLogger("tracker_sdk")
 
 METRICS = ("euclidean", "cosine")
+METHODS = ("auto", "exact", "approximate")
+# n * n * d for 100k rows of 1k features: past this the exact graph takes too long on a CPU.
+EXACT_LIMIT = 100_000 * 100_000 * 1_000
 
 
 def _prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -54,3 +66,140 @@ def exact_knn(vectors, queries, k: int = 10, metric: str = "euclidean", *, exclu
         dist = np.take_along_axis(pd, order, axis=1)
         out_dist[start:start + q.size] = np.sqrt(dist) if metric == "euclidean" else dist
     return out_idx, out_dist
+
+
+def knn_graph(vectors, k: int = 10, metric: str = "euclidean", *, method: str = "auto", block: int = 2048,
+              random_state: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (indices, distances), each (n_samples, k), of every row's k nearest other rows.
+
+    Parameters
+    ----------
+    vectors : array-like, shape (n_samples, n_features)
+    k : int
+        Neighbours per row (capped at ``n_samples - 1``).
+    metric : {"euclidean", "cosine"}
+    method : {"auto", "exact", "approximate"}
+        ``auto`` is exact while ``n_samples**2 * n_features`` is at most about 100k x 100k x 1k,
+        and pynndescent beyond.
+    random_state : int or None
+        Seed of the approximate search.
+    """
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method must be one of {METHODS}; got {method!r}")
+    x = _prepare(vectors, metric)
+    if x.ndim != 2:
+        raise InvalidArgumentError(f"vectors must be 2D (n_samples, n_features); got shape {x.shape}")
+    n, d = x.shape
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise InvalidArgumentError(f"k must be a positive integer; got {k!r}")
+    if n < 2:
+        raise InvalidArgumentError(f"vectors needs at least 2 rows to have neighbours; got {n}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise InvalidArgumentError(f"vectors must be finite to find neighbours; row {int(np.argmax(bad))} "
+                                   f"and {int(bad.sum()) - 1} other rows hold NaN or Inf")
+    k = min(int(k), n - 1)
+    if method == "approximate" or (method == "auto" and n * n * d > EXACT_LIMIT):
+        return _approximate_graph(x, k, metric, random_state)
+    return _exact_graph(x, k, metric, block)
+
+
+def _exact_graph(x: np.ndarray, k: int, metric: str, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair of row blocks is multiplied once and serves both blocks (half the products).
+
+    The rows are augmented so that one product yields the distances directly:
+    ``[x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2`` and ``[x, 1] . [-y, 1] = 1 - cos``.
+    Euclidean rows are centred first (distances do not change, float32 cancellation shrinks)
+    and the final distances are recomputed from differences.
+    """
+    n = x.shape[0]
+    ones = np.ones((n, 1), dtype=np.float32)
+    if metric == "cosine":
+        left, right = np.hstack([x, ones]), np.hstack([-x, ones])
+    else:
+        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        sq = np.einsum("ij,ij->i", x, x)[:, None]
+        left, right = np.hstack([x, sq, ones]), np.hstack([-2.0 * x, ones, sq])
+    best_d = np.full((n, k), np.inf, dtype=np.float32)
+    best_i = np.full((n, k), -1, dtype=np.int64)
+    for i0 in range(0, n, block):
+        i1 = min(i0 + block, n)
+        for j0 in range(i0, n, block):
+            j1 = min(j0 + block, n)
+            d = left[i0:i1] @ right[j0:j1].T
+            if i0 == j0:
+                np.fill_diagonal(d, np.inf)
+            _merge(best_d, best_i, i0, d, j0, rows_first=True)
+            if i0 != j0:
+                _merge(best_d, best_i, j0, d, i0, rows_first=False)
+    if metric == "euclidean":
+        for start in range(0, n, block):
+            rows = slice(start, start + block)
+            diff = x[rows, None, :] - x[best_i[rows]]
+            best_d[rows] = np.sqrt(np.einsum("rkd,rkd->rk", diff, diff))
+        order = np.argsort(best_d, axis=1, kind="stable")
+        best_d, best_i = np.take_along_axis(best_d, order, axis=1), np.take_along_axis(best_i, order, axis=1)
+    return best_i, best_d
+
+
+def _merge(best_d, best_i, r0, d, c0, *, rows_first: bool) -> None:
+    """Fold the candidate block ``d`` (rows r0.., columns c0..; transposed when not rows_first) into the best lists.
+
+    Only candidates closer than a row's current k-th neighbour are kept, so after the first
+    blocks the work is a comparison per pair and a small sort.
+    """
+    k = best_d.shape[1]
+    rows = d.shape[0] if rows_first else d.shape[1]
+    tau = best_d[r0:r0 + rows, -1]
+    mask = d < (tau[:, None] if rows_first else tau[None, :])
+    count = np.count_nonzero(mask)
+    if count == 0:
+        return
+    if count > mask.size // 8:  # a row block's first visit: select directly
+        block = d if rows_first else d.T
+        sl = slice(r0, r0 + rows)
+        cat_d = np.concatenate([best_d[sl], block], axis=1)
+        cat_i = np.concatenate([best_i[sl], np.broadcast_to(np.arange(c0, c0 + block.shape[1]), block.shape)], axis=1)
+        part = np.argpartition(cat_d, k - 1, axis=1)[:, :k]
+        part_d = np.take_along_axis(cat_d, part, axis=1)
+        order = np.argsort(part_d, axis=1, kind="stable")
+        best_d[sl] = np.take_along_axis(part_d, order, axis=1)
+        best_i[sl] = np.take_along_axis(np.take_along_axis(cat_i, part, axis=1), order, axis=1)
+        return
+    r, c = np.nonzero(mask)
+    if not rows_first:
+        r, c = c, r
+        cand_d = d[c, r]
+    else:
+        cand_d = d[r, c]
+    cand_i = c.astype(np.int64) + c0
+    touched = np.unique(r)
+    old_d = best_d[r0 + touched].reshape(-1)
+    old_i = best_i[r0 + touched].reshape(-1)
+    all_r = np.concatenate([np.repeat(touched, k), r])
+    all_d = np.concatenate([old_d, cand_d])
+    all_i = np.concatenate([old_i, cand_i])
+    order = np.lexsort((all_i, all_d, all_r))
+    all_r, all_d, all_i = all_r[order], all_d[order], all_i[order]
+    starts = np.searchsorted(all_r, touched)
+    rank = np.arange(all_r.size) - np.repeat(starts, np.diff(np.append(starts, all_r.size)))
+    keep = rank < k
+    best_d[r0 + touched] = all_d[keep].reshape(-1, k)
+    best_i[r0 + touched] = all_i[keep].reshape(-1, k)
+
+
+def _approximate_graph(x: np.ndarray, k: int, metric: str, random_state) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from pynndescent import NNDescent
+    except ImportError:
+        raise MissingDependencyError("pynndescent", "reduce", "approximate nearest neighbours") from None
+    log.info("tracker_sdk: approximate %d-NN graph of %d x %d vectors with pynndescent", k, *x.shape)
+    # Ask for one more: the graph lists each row as its own nearest neighbour.
+    index = NNDescent(x, metric=metric, n_neighbors=k + 1, random_state=random_state, low_memory=True)
+    idx, dist = index.neighbor_graph
+    idx = np.asarray(idx, dtype=np.int64)
+    dist = np.asarray(dist, dtype=np.float32)
+    # Move each row's own entry (wherever a tie put it) behind the others, keeping their order.
+    is_self = idx == np.arange(x.shape[0])[:, None]
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
