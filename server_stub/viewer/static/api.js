@@ -1,0 +1,48 @@
+// The HTTP API (/api/v1) as the viewer uses it: JSON for listings, raw float32 for arrays.
+
+export class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+const BASE = '/api/v1';
+export const enc = encodeURIComponent;
+
+async function check(resp) {
+  if (resp.ok) return resp;
+  let message = resp.statusText;
+  try { message = (await resp.json()).error || message; } catch (_) { /* not JSON */ }
+  throw new ApiError(resp.status, `${resp.status}: ${message}`);
+}
+
+export async function getJSON(path) {
+  return (await check(await fetch(BASE + path, { headers: { Accept: 'application/json' } }))).json();
+}
+
+/** A little-endian float32 array with its X-Shape header: {data: Float32Array, shape: [n, d]}. */
+export async function getF32(path) {
+  const resp = await check(await fetch(BASE + path));
+  const shape = (resp.headers.get('X-Shape') || '').split(',').map((s) => parseInt(s, 10));
+  const buf = await resp.arrayBuffer();
+  const data = new Float32Array(buf);
+  if (shape.length !== 2 || shape.some((s) => !(s >= 0)) || shape[0] * shape[1] !== data.length) {
+    throw new ApiError(0, `${path}: X-Shape ${resp.headers.get('X-Shape')} does not match ${data.length} floats`);
+  }
+  return { data, shape };
+}
+
+export async function getBlob(path) {
+  return (await check(await fetch(BASE + path))).blob();
+}
+
+export const api = {
+  projects: () => getJSON('/projects'),
+  runs: (project) => getJSON(`/projects/${enc(project)}/runs`),
+  run: (id) => getJSON(`/runs/${enc(id)}`),
+  metrics: (id) => getJSON(`/runs/${enc(id)}/metrics`),
+  embeddings: (id) => getJSON(`/runs/${enc(id)}/embeddings`),
+  metadata: (id, e) => getJSON(`/runs/${enc(id)}/embeddings/${enc(e)}/metadata`),
+  coords: (id, r) => getF32(`/runs/${enc(id)}/reductions/${enc(r)}/coords`),
+  sprite: (id, e) => getBlob(`/runs/${enc(id)}/embeddings/${enc(e)}/sprite`),
+  neighbors: (id, e, index, k, metric) =>
+    getJSON(`/runs/${enc(id)}/embeddings/${enc(e)}/neighbors?index=${index}&k=${k}&metric=${enc(metric)}`),
+};

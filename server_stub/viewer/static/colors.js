@@ -1,0 +1,81 @@
+// Colour by a metadata column: a categorical palette with a legend, or a numeric scale.
+
+// 20 distinguishable colours (Tableau 10 + lighter companions), then "other" in grey.
+export const PALETTE = [
+  [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+  [174, 199, 232], [255, 187, 120], [152, 223, 138], [255, 152, 150], [197, 176, 213],
+  [196, 156, 148], [247, 182, 210], [219, 219, 141], [158, 218, 229], [57, 59, 121],
+];
+export const OTHER = [190, 190, 190];
+export const MISSING = [225, 225, 225];
+
+// viridis, 9 stops, linearly interpolated
+const VIRIDIS = [
+  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+];
+
+export function viridis(t) {
+  if (!(t >= 0)) t = 0;
+  if (t > 1) t = 1;
+  const x = t * (VIRIDIS.length - 1), i = Math.min(Math.floor(x), VIRIDIS.length - 2), f = x - i;
+  const a = VIRIDIS[i], b = VIRIDIS[i + 1];
+  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+}
+
+/** The text of a cell as shown and searched (null → ""). */
+export function cellText(v) {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Math.round(v * 1e6) / 1e6);
+  return String(v);
+}
+
+/** Is this column drawn with a numeric colour scale (else categorical)? */
+export function isNumeric(column) {
+  if (column.type === 'float') return true;
+  if (column.type !== 'int') return false;
+  const seen = new Set();
+  for (const v of column.values) { if (v !== null) { seen.add(v); if (seen.size > 30) return true; } }
+  return false;
+}
+
+/**
+ * Fill `out` (Uint8Array n*4, alpha untouched) with the colours of `column`.
+ * Returns the legend: {kind: 'categorical', items: [{value, color, count, indices?}]} or
+ * {kind: 'numeric', min, max}.
+ */
+export function colorize(column, out) {
+  const values = column.values, n = values.length;
+  if (isNumeric(column)) {
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < n; i++) { const v = values[i]; if (typeof v === 'number' && Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
+    const span = hi - lo || 1;
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      const c = typeof v === 'number' && Number.isFinite(v) ? viridis((v - lo) / span) : MISSING;
+      out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
+    }
+    return { kind: 'numeric', min: lo, max: hi };
+  }
+  const counts = new Map();
+  const keys = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = cellText(values[i]);
+    keys[i] = k;
+    counts.set(k, (counts.get(k) || 0) + 1);
+  }
+  const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const colorOf = new Map();
+  ranked.forEach(([k], r) => colorOf.set(k, r < PALETTE.length ? PALETTE[r] : OTHER));
+  for (let i = 0; i < n; i++) {
+    const c = keys[i] === '' ? MISSING : colorOf.get(keys[i]);
+    out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
+  }
+  const items = ranked.slice(0, PALETTE.length).map(([value, count], r) => ({ value, count, color: PALETTE[r] }));
+  const rest = ranked.slice(PALETTE.length);
+  if (rest.length) items.push({ value: null, label: `${rest.length} other values`, count: rest.reduce((s, e) => s + e[1], 0), color: OTHER });
+  return { kind: 'categorical', items, keys };
+}
+
+export function rgbCss(c) { return `rgb(${Math.round(c[0])}, ${Math.round(c[1])}, ${Math.round(c[2])})`; }
