@@ -28,7 +28,7 @@ def test_default_is_3d_pca_with_explained_variance_and_quality(runs_root):
 def test_no_reduction_and_tiny_embeddings(runs_root):
     exp = Experiment(project_name="p", url=str(runs_root))
     exp.log_embedding(np.ones((5, 4)), list("abcde"), reduce=None)
-    exp.log_embedding(np.ones((9, 4)), list("abcdefghi"))  # too few rows for a picture: skipped quietly
+    exp.log_embedding(np.ones((2, 4)), list("ab"))  # too few rows for a picture: skipped quietly
     exp.end()
     assert [len(e.reductions) for e in open_run(exp.run_dir).embeddings] == [0, 0]
 
