@@ -1,6 +1,6 @@
 """The tracking server: the Starlette app (``create_app``) and the ``tracker-server`` command.
 
-Routes live under ``/api/v1`` (see ``openapi.py`` and docs/sections/server.md); the viewer's
+Routes live under ``/api/v1`` (see ``openapi.py`` and the README); the viewer's
 single page is served for ``/``, ``/projects/...`` and ``/runs/...``, its assets under
 ``/static/``. Middleware order, outermost first: hardening headers, a catch-all that turns
 any failure into a JSON error, then Host / Origin / API-key checks.

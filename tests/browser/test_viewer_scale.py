@@ -1,6 +1,6 @@
 """Time from navigation to the first rendered frame at 10k, 100k (with and without sprites) and 1M.
 
-Run alone to print the table that docs/sections/viewer.md quotes::
+Run alone to print the table that the README quotes::
 
     .venv/bin/python -m pytest -q -p no:cacheprovider -s tests/browser/test_viewer_scale.py
 

@@ -2,7 +2,7 @@
 ``reduce_group`` and ``end()`` call into.
 
 Small default PCA runs inline (cheaper than a round trip to another process, see
-docs/sections/reduce.md); everything else goes to the background worker, whose results are
+the README); everything else goes to the background worker, whose results are
 appended to the journal by this process, the one holding the run's writer.
 """
 
