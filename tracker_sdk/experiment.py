@@ -24,7 +24,7 @@ from . import _validation as check
 from ._convert import is_torch_tensor, to_numpy
 from .errors import InvalidArgumentError
 from .runformat import DEFAULT_PROJECT, RunWriter, encode_metadata, npy_chunks
-from .sync import get_backend
+from .sync import default_local_root, get_backend
 
 log = logging.getLogger("tracker_sdk")
 
@@ -486,13 +486,10 @@ class OfflineExperiment(Experiment):
     """An Experiment that writes only to ``offline_directory`` (Comet's offline class)."""
 
     def __init__(self, api_key=None, project_name=None, workspace=None, offline_directory=None, **kwargs):
-        url = offline_directory or kwargs.pop("url", None)
-        if url is not None and _is_remote(url):
+        url = offline_directory or kwargs.pop("url", None) or default_local_root()
+        if _is_remote(str(url)):
             raise InvalidArgumentError(f"offline_directory must be a local path; got {url!r}")
-        if url is None and _is_remote(os.environ.get("TRACKER_URL")):
-            url = None if not os.environ.get("TRACKER_DIR") else os.environ["TRACKER_DIR"]
-            url = url or "./tracker-runs"
-        super().__init__(api_key, project_name, workspace, url=url, **kwargs)
+        super().__init__(api_key, project_name, workspace, url=str(url), **kwargs)
 
 
 def _is_remote(url) -> bool:

@@ -216,3 +216,13 @@ def test_many_metric_calls_all_arrive_in_order(runs_root):
             exp.log_metric("loss", 1.0 / (i + 1), step=i)
     points = _run(exp).metrics
     assert [p["step"] for p in points] == list(range(5000))
+
+
+def test_offline_experiment_never_syncs_even_with_a_remote_tracker_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("TRACKER_DIR", str(tmp_path / "local"))
+    with OfflineExperiment(project_name="p") as exp:
+        exp.log_metric("m", 1)
+    assert exp.run_dir == tmp_path / "local" / "p" / exp.get_key()
+    with pytest.raises(InvalidArgumentError, match="offline_directory must be a local path"):
+        OfflineExperiment(offline_directory="https://example.invalid/")
