@@ -14,7 +14,6 @@ which is timed separately; the PNG compression levels are compared on the 10k sh
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import resource
 import subprocess

@@ -231,7 +231,7 @@ def test_search_filter_and_top_n_by_score(probe, server, logged):
     probe.page.fill("#top-n", "7")
     probe.page.locator("#top-n").dispatch_event("change")
     top = np.argsort(-scores, kind="stable")[:7].tolist()
-    probe.wait(f"window.__viewer.topIndices.length === 7")
+    probe.wait("window.__viewer.topIndices.length === 7")
     assert probe.js("window.__viewer.topIndices") == top
     assert probe.page.locator("#top-list li").count() == 7
     probe.page.click("#top-select")

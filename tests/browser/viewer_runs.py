@@ -8,20 +8,16 @@ tests compare against is read back with ``open_run``.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import requests
 
 from tracker_sdk import Experiment
 from tracker_sdk.runformat import open_run
 
-REPO = Path(__file__).resolve().parents[2]
+from serverprocess import REPO, ServerProcess  # tests/ is on sys.path
+
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Never --disable-gpu or --disable-software-rasterizer: those turn WebGL (SwiftShader) off.
@@ -115,45 +111,11 @@ def log_run(root: Path, *, project="viewer", name="demo run", n=600, dim=16, ste
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m server_stub --root ROOT`` on a free loopback port."""
+class Server(ServerProcess):
+    """The tracking server serving the browser tests' runs."""
 
     def __init__(self, root: Path, log_path: Path):
-        self.root = Path(root)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(log_path)
-        self.proc = None
-
-    def __enter__(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server_stub", "--root", str(self.root),
-                                      "--port", str(self.port)], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()}")
-            try:
-                requests.get(self.url + "/api/v1/projects", timeout=2)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        super().__init__(root, log_path=log_path)
 
     def view_url(self, run: LoggedRun, step_index: int = 0, **params) -> str:
         from urllib.parse import urlencode

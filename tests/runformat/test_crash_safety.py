@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 
 from tracker_sdk import open_run
 

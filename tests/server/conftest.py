@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,61 +15,7 @@ import requests
 
 from tracker_sdk.runformat import encode_metadata, make_column, npy_bytes
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """One server process; ``kill()`` is SIGKILL, ``start()`` again reuses root and port."""
-
-    def __init__(self, root: Path, log_path: Path, *args: str):
-        self.root = Path(root)
-        self.args = list(args)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api = self.url + "/api/v1"
-        self.log_path = log_path
-        self.proc = None
-
-    def start(self, *extra: str) -> "ServerProcess":
-        cmd = [sys.executable, "-m", "server_stub", "--root", str(self.root), "--port", str(self.port),
-               *self.args, *extra]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()}")
-            try:
-                requests.get(self.api + "/openapi.json", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log_path.read_text()}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None:
-            self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from serverprocess import ServerProcess, free_port  # noqa: F401  (tests/ is on sys.path)
 
 
 @pytest.fixture
@@ -83,7 +25,7 @@ def start_server(tmp_path):
 
     def _start(root=None, *args):
         root = Path(root) if root is not None else tmp_path / "store"
-        server = ServerProcess(root, tmp_path / f"server-{len(servers)}.log", *args)
+        server = ServerProcess(root, *args, log_path=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server.start()
 
@@ -96,7 +38,7 @@ def start_server(tmp_path):
 def module_server(tmp_path_factory):
     """One server shared by a module's read-only tests, on its own root."""
     base = tmp_path_factory.mktemp("shared-server")
-    server = ServerProcess(base / "store", base / "server.log").start()
+    server = ServerProcess(base / "store", log_path=base / "server.log").start()
     yield server
     server.stop()
 

@@ -46,7 +46,7 @@ def test_corrupted_runs_are_named_and_the_others_upload(server, tmp_path):
     assert result.returncode == 1
     assert "2 runs uploaded, 0 already on" in result.stdout and "2 failed" in result.stdout
     assert f"run proj/{bad_journal.name}" in result.stderr and "CorruptJournalError" in result.stderr
-    assert f"at byte offset 0" in result.stderr
+    assert "at byte offset 0" in result.stderr
     assert f"run proj/{bad_blob.name}" in result.stderr and "hashes to" in result.stderr
     for run_dir in good:
         assert_same_run(run_dir, server.root)
