@@ -14,6 +14,10 @@ from ..errors import InvalidArgumentError
 from .base import Reducer
 
 
+#: rows centred at a time while the covariance is accumulated
+_BLOCK_ROWS = 16_384
+
+
 class PCAReducer(Reducer):
     """Principal components.
 
@@ -59,13 +63,17 @@ class PCAReducer(Reducer):
             raise InvalidArgumentError(
                 f"pca n_components must be at most min(n_samples, n_features) = {min(n, d)}; got {k}")
         mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        Xc = X - mean
         if d <= n:
-            cov = (Xc.T @ Xc).astype(np.float64)
+            # centred in row blocks: never a second copy of X (it may be a memory-mapped blob)
+            cov = np.zeros((d, d), dtype=np.float64)
+            for start in range(0, n, _BLOCK_ROWS):
+                block = X[start:start + _BLOCK_ROWS] - mean
+                cov += block.T @ block
             values, vectors = np.linalg.eigh(cov)
             order = np.argsort(values)[::-1]
             values, components = values[order], vectors[:, order[:k]].T
         else:  # fewer rows than features: the n x n Gram matrix is the smaller problem
+            Xc = X - mean
             gram = (Xc @ Xc.T).astype(np.float64)
             values, u = np.linalg.eigh(gram)
             order = np.argsort(values)[::-1]
@@ -80,10 +88,11 @@ class PCAReducer(Reducer):
         self.components_ = components.astype(np.float32)
         self.explained_variance_ = values[:k].copy()
         self.explained_variance_ratio_ = values[:k] / total if total > 0 else np.zeros(k)
-        return Xc @ self.components_.T
+        return self._transform(X)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.mean_) @ self.components_.T
+        # (X - mean) @ C.T without materialising X - mean
+        return X @ self.components_.T - self.mean_ @ self.components_.T
 
     def summary(self) -> dict:
         return {"explained_variance_ratio": [round(float(v), 6) for v in self.explained_variance_ratio_]}

@@ -1,9 +1,10 @@
 """The reductions of one live Experiment: what ``log_embedding(reduce=...)``,
 ``reduce_group`` and ``end()`` call into.
 
-Small default PCA runs inline (cheaper than a round trip to another process, see
-the README); everything else goes to the background worker, whose results are
-appended to the journal by this process, the one holding the run's writer.
+Small PCA runs inline; larger PCA by name runs on a background thread of this process
+(numpy releases the GIL, and starting a process costs more than the PCA itself); everything
+else goes to the background worker process. Results are appended to the journal by this
+process, the one holding the run's writer. See the README for the measurements.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ReductionSession:
         self.writer = writer
         self.run_dir = run_dir
         self.scheduler = None
+        self.threads = None
         self.summaries: list[str] = []
         self.failures: list[str] = []
         self._tokens: "weakref.WeakKeyDictionary[Reducer, str]" = weakref.WeakKeyDictionary()
@@ -111,14 +113,29 @@ class ReductionSession:
                 background is None and self._runs_inline(plan, n * dim))
             if inline:
                 self._run_inline(job, array, label, handle)
+            elif background is None and plan.token is None and self._runs_inline(plan, None):
+                self._thread_pool().submit(self._run_on_thread, job, vectors_sha, label, handle)
             else:
                 self._scheduler().submit(job, label, self._on_done(job, label, handle, reducer))
 
-    def _run_inline(self, job, array, label, handle) -> None:
+    def _thread_pool(self):
+        if self.threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-reduce")
+        return self.threads
+
+    def _run_on_thread(self, job, vectors_sha, label, handle) -> None:
+        """Reduce the stored vectors (memory-mapped): the caller may change its array meanwhile."""
+        from ..runformat import blob_path, load_npy
+
+        self._run_inline(job, load_npy(blob_path(self.run_dir, vectors_sha)), label, handle, cache={})
+
+    def _run_inline(self, job, array, label, handle, cache=None) -> None:
         from .worker import run_job
 
         try:
-            result = {"ok": True, **run_job(job, self._inline_cache, vectors=array)}
+            result = {"ok": True, **run_job(job, self._inline_cache if cache is None else cache, vectors=array)}
         except Exception as exc:  # a failed reduction never takes the training loop down
             result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         self._store(result, label, handle, None)
@@ -179,7 +196,9 @@ class ReductionSession:
 
     # -- end ------------------------------------------------------------------------------
     def finish(self, timeout=None) -> None:
-        """Wait for the worker (progress bar), then one summary line per reduction."""
+        """Wait for the reduction thread and the worker (progress bar), then one summary line per reduction."""
+        if self.threads is not None:
+            self.threads.shutdown(wait=True)
         if self.scheduler is not None:
             if not self.scheduler.close(timeout):
                 log.warning("tracker_sdk: %d reductions did not finish within %s s and were abandoned; the raw "
