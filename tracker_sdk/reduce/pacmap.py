@@ -27,7 +27,9 @@ class PaCMAPReducer(NonlinearReducer):
         Mid-near and further pairs per neighbour pair (pacmap's ``MN_ratio``, ``FP_ratio``).
     metric : {"euclidean", "cosine"}
         ``cosine`` is pacmap's ``angular`` distance.
-    num_iters : int, default 450
+    num_iters : int, default 250
+        Iterations of pacmap's last phase, after its two fixed phases of 100 (pacmap's own
+        meaning of an int; 250 is pacmap's default, 450 iterations in all).
     pca_components : int or None, default 50
     random_state : int or None
     """
@@ -35,7 +37,7 @@ class PaCMAPReducer(NonlinearReducer):
     method = "pacmap"
 
     def __init__(self, n_components=2, n_neighbors=10, mn_ratio=0.5, fp_ratio=2.0, metric="euclidean",
-                 num_iters=450, pca_components=50, random_state=None):
+                 num_iters=250, pca_components=50, random_state=None):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.mn_ratio = mn_ratio
