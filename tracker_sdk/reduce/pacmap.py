@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .base import NonlinearReducer, import_optional, use_numba_cache
+from .base import NonlinearReducer, import_optional
 
 _SEED_LOCK = threading.Lock()
 
@@ -65,7 +65,6 @@ class PaCMAPReducer(NonlinearReducer):
         impl._RANDOM_STATE = self.random_state
 
     def _fit(self, X):
-        use_numba_cache()
         with _SEED_LOCK:
             self.model_ = self._model(X.shape[0])
             self._set_seed()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NonlinearReducer, import_optional, use_numba_cache
+from .base import NonlinearReducer, import_optional
 
 
 class TSNEReducer(NonlinearReducer):
@@ -43,7 +43,6 @@ class TSNEReducer(NonlinearReducer):
         self.n_jobs = n_jobs
 
     def _fit(self, X):
-        use_numba_cache()  # openTSNE may pull in pynndescent, which compiles with numba
         openTSNE = import_optional("openTSNE", "openTSNE", "the tsne reducer")
         perplexity = min(float(self.perplexity), max(1.0, (X.shape[0] - 1) / 3.0))
         model = openTSNE.TSNE(n_components=self.n_components, perplexity=perplexity, metric=self.metric,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from .base import NonlinearReducer, import_optional, use_numba_cache
+from .base import NonlinearReducer, import_optional
 
 
 class UMAPReducer(NonlinearReducer):
@@ -38,7 +38,6 @@ class UMAPReducer(NonlinearReducer):
         self.random_state = random_state
 
     def _fit(self, X):
-        use_numba_cache()
         umap = import_optional("umap", "umap-learn", "the umap reducer")
         n_neighbors = max(2, min(int(self.n_neighbors), X.shape[0] - 1))
         self.model_ = umap.UMAP(n_components=self.n_components, n_neighbors=n_neighbors, min_dist=self.min_dist,
