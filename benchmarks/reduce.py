@@ -86,20 +86,115 @@ def timed(fn):
 
 
 COLD_SNIPPET = """
-import sys, time, json, numpy as np
+import sys, time, json
 start = time.perf_counter()
+import numpy as np
 from tracker_sdk.reduce import get_reducer
+from tracker_sdk.reduce.base import import_optional
+libraries = {"umap": "umap", "pacmap": "pacmap", "tsne": "openTSNE"}
+if sys.argv[2] in libraries:
+    import_optional(libraries[sys.argv[2]], libraries[sys.argv[2]], sys.argv[2])
 X = np.load(sys.argv[1])
+imported = time.perf_counter()
 get_reducer(sys.argv[2], n_components=int(sys.argv[3]), **json.loads(sys.argv[4])).fit(X)
-print(time.perf_counter() - start)
+print(json.dumps([imported - start, time.perf_counter() - imported]))
 """
 
 
-def fresh_process(method, path, n_components, cache_dir) -> float:
+def fresh_process(method, path, n_components, cache_dir) -> tuple[float, float]:
+    """(seconds importing numpy, the SDK and the library; seconds fitting) in a new interpreter."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, "-c", COLD_SNIPPET, path, method, str(n_components),
                           json.dumps(sdk_params(method))], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+FLOW_SNIPPET = """
+import sys, time, json, numpy as np
+from tracker_sdk import Experiment
+from tracker_sdk.reduce import get_reducer
+X = np.load(sys.argv[1])
+labels = json.load(open(sys.argv[2]))
+exp = Experiment(project_name="bench", url=sys.argv[3])
+session, stored, done = None, [], []
+for title in ("first", "again"):  # the second call finds the worker warm
+    start = time.perf_counter()
+    exp.log_embedding(X, labels, title=title, reduce=get_reducer(sys.argv[4], n_components=int(sys.argv[5]),
+                                                                 **json.loads(sys.argv[6])))
+    session = exp._reduction_session
+    while len(session.summaries) + len(session.failures) < len(stored) + 1:  # the reduction record is written
+        time.sleep(0.002)
+    stored.append(time.perf_counter() - start)
+    session.scheduler.wait(progress=False)  # and the fitted reducer is loaded back into the caller's instance
+    done.append(time.perf_counter() - start)
+exp.end()
+print(json.dumps({"first": stored[0], "warm": stored[1], "first_done": done[0], "warm_done": done[1],
+                  "pid": session.scheduler.worker_pid, "failures": session.failures}))
+"""
+
+
+def sdk_flow(method, X, labels, n_components) -> dict:
+    """A training script's view: from log_embedding(reduce=method) until the projection is stored
+    (``*_done_s``: until the fitted reducer is also loaded back into the caller's instance, which
+    imports the library in the training process once).
+
+    Three fresh processes share an empty numba cache and a private socket directory: the
+    first pays everything (cold); the second finds the first one's shared worker still warm;
+    the third runs with TRACKER_REDUCE_KEEP_WARM=0 (a private worker, numba's disk cache only).
+    Each also logs the same embedding a second time, with its worker warm: the warm time.
+    """
+    from tracker_sdk.reduce.shared_worker import KEEP_WARM_ENV
+
+    params = json.dumps(sdk_params(method))
+    with tempfile.TemporaryDirectory() as tmp:
+        vectors, label_file, runtime = os.path.join(tmp, "x.npy"), os.path.join(tmp, "labels.json"), os.path.join(tmp, "run")
+        np.save(vectors, X)
+        with open(label_file, "w") as fh:
+            json.dump(labels, fh)
+        os.mkdir(runtime, 0o700)
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba"), XDG_RUNTIME_DIR=runtime)
+        env.pop(KEEP_WARM_ENV, None)
+
+        def process(extra_env):
+            out = subprocess.run([sys.executable, "-c", FLOW_SNIPPET, vectors, label_file, os.path.join(tmp, "runs"),
+                                  method, str(n_components), params], env=dict(env, **extra_env),
+                                 capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if result["failures"]:
+                raise RuntimeError(result["failures"])
+            return result
+
+        cold = process({})
+        second = process({})
+        private = process({KEEP_WARM_ENV: "0"})
+        subprocess.run([sys.executable, "-m", "tracker_sdk.cli", "worker", "--stop"], env=env, check=True,
+                       capture_output=True)
+    warm = min(cold["warm"], second["warm"], private["warm"])
+    return {"flow_cold_s": cold["first"], "flow_warm_s": warm, "flow_second_shared_s": second["first"],
+            "flow_second_shared/warm": second["first"] / warm, "shared_worker_reused": second["pid"] == cold["pid"],
+            "flow_second_private_s": private["first"], "flow_second_private/warm": private["first"] / warm,
+            "flow_second_shared_done_s": second["first_done"], "flow_warm_done_s": second["warm_done"]}
+
+
+def against_raw(method, X, labels, nc, repeat) -> dict:
+    """Warm seconds of the raw library and of the SDK reducer doing the same work, and their quality."""
+    # one untimed run of each on the same data: the warm columns exclude imports and
+    # compilation of every code path this size takes (UMAP's neighbour search changes at 4,096 rows)
+    raw_call(method, X, nc)
+    get_reducer(method, n_components=nc, **sdk_params(method)).fit(X)
+    raw_s, sdk_s = float("inf"), float("inf")
+    for _ in range(repeat):  # alternate, so machine load hits both alike
+        seconds, (raw_y, raw_model) = timed(lambda: raw_call(method, X, nc))
+        raw_s = min(raw_s, seconds)
+        reducer = get_reducer(method, n_components=nc, **sdk_params(method))
+        seconds, sdk_y = timed(lambda: reducer.fit_transform(X))
+        sdk_s = min(sdk_s, seconds)
+    q = projection_quality(X, sdk_y, labels)
+    row = {"raw_warm_s": raw_s, "sdk_warm_s": sdk_s, "sdk/raw": sdk_s / raw_s, "trust": q["trustworthiness"],
+           "raw_trust": projection_quality(X, raw_y, labels)["trustworthiness"], "knn_acc": q["knn_label_accuracy"]}
+    if method == "pca":
+        row["evr_diff"] = float(np.abs(reducer.explained_variance_ratio_ - raw_model.explained_variance_ratio_).max())
+    return row
 
 
 def main(argv=None) -> int:
@@ -109,42 +204,35 @@ def main(argv=None) -> int:
     parser.add_argument("--n-components", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="warm timings: best of this many runs")
     parser.add_argument("--cold", action="store_true", help="also time fresh processes (cold and second)")
+    parser.add_argument("--sdk-flow", action="store_true",
+                        help="also time log_embedding(reduce=...) in fresh processes: cold, second with the shared "
+                             "worker, second with a private worker, and warm")
+    parser.add_argument("--flow-only", action="store_true", help="only the --sdk-flow columns (no raw-library runs)")
     args = parser.parse_args(argv)
+    if args.flow_only and args.cold:
+        parser.error("--cold compares with the warm raw-library columns, which --flow-only skips")
     rows = []
     for size in args.sizes:
         X, labels = dataset(size)
-        warm_x = X[:500]
         for method in args.methods:
             nc = 3 if method == "pca" else args.n_components
-            raw_call(method, warm_x, nc)  # compile/import once: the warm columns exclude it
-            get_reducer(method, n_components=nc, **sdk_params(method)).fit(warm_x)
-            raw_s, sdk_s = float("inf"), float("inf")
-            for _ in range(args.repeat):  # alternate, so machine load hits both alike
-                seconds, (raw_y, raw_model) = timed(lambda: raw_call(method, X, nc))
-                raw_s = min(raw_s, seconds)
-                reducer = get_reducer(method, n_components=nc, **sdk_params(method))
-                seconds, sdk_y = timed(lambda: reducer.fit_transform(X))
-                sdk_s = min(sdk_s, seconds)
-            q = projection_quality(X, sdk_y, labels)
-            row = {"data": f"{size} ({len(X)}x{X.shape[1]})", "method": f"{method} {nc}d", "raw_warm_s": raw_s,
-                   "sdk_warm_s": sdk_s, "sdk/raw": sdk_s / raw_s, "trust": q["trustworthiness"],
-                   "knn_acc": q["knn_label_accuracy"],
-                   "raw_trust": projection_quality(X, raw_y, labels)["trustworthiness"]}
-            if method == "pca":
-                row["evr_diff"] = float(np.abs(reducer.explained_variance_ratio_ - raw_model.explained_variance_ratio_).max())
+            row = {"data": f"{size} ({len(X)}x{X.shape[1]})", "method": f"{method} {nc}d"}
+            if not args.flow_only:
+                row.update(against_raw(method, X, labels, nc, args.repeat))
             if args.cold:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = os.path.join(tmp, "x.npy")
                     np.save(path, X)
                     cache = os.path.join(tmp, "numba")
-                    row["cold_s"] = fresh_process(method, path, nc, cache)
-                    row["second_s"] = fresh_process(method, path, nc, cache)
-                    row["second/warm"] = row["second_s"] / sdk_s
+                    row["cold_s"] = sum(fresh_process(method, path, nc, cache))
+                    row["second_import_s"], row["second_fit_s"] = fresh_process(method, path, nc, cache)
+                    row["second_fit/warm"] = row["second_fit_s"] / row["sdk_warm_s"]
+                    row["second_total/warm"] = (row["second_import_s"] + row["second_fit_s"]) / row["sdk_warm_s"]
+            if args.sdk_flow or args.flow_only:
+                row.update(sdk_flow(method, X, labels, nc))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    cols = ["data", "method", "raw_warm_s", "sdk_warm_s", "sdk/raw", "trust", "raw_trust", "knn_acc"]
-    if args.cold:
-        cols += ["cold_s", "second_s", "second/warm"]
+    cols = [c for c in rows[0] if c != "evr_diff"] if rows else []
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for row in rows:
         print("| " + " | ".join(f"{row[c]:.3g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols) + " |")

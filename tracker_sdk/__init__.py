@@ -4,7 +4,7 @@ A Comet script ports by changing its import line to ``from tracker_sdk import Ex
 """
 
 from .errors import (BlobIntegrityError, CorruptJournalError, InvalidArgumentError, MissingDependencyError,
-                     NotFittedError, RunFormatError, RunLockedError, SyncError, TrackerError)
+                     NotFittedError, ReductionFailedError, RunFormatError, RunLockedError, SyncError, TrackerError)
 from .experiment import Embedding, Experiment, OfflineExperiment
 from .runformat import open_run
 
@@ -12,6 +12,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BlobIntegrityError", "CorruptJournalError", "Embedding", "Experiment", "InvalidArgumentError",
-    "MissingDependencyError", "NotFittedError", "OfflineExperiment", "RunFormatError", "RunLockedError",
-    "SyncError", "TrackerError", "__version__", "open_run",
+    "MissingDependencyError", "NotFittedError", "OfflineExperiment", "ReductionFailedError", "RunFormatError",
+    "RunLockedError", "SyncError", "TrackerError", "__version__", "open_run",
 ]

@@ -36,6 +36,10 @@ class MissingDependencyError(TrackerError, ImportError):
         self.extra = extra
 
 
+class ReductionFailedError(TrackerError):
+    """A reduction failed (in the worker process); the message carries the reducer's error."""
+
+
 class RunFormatError(TrackerError):
     """The run directory on disk is missing pieces or is not in a format we can read."""
 

@@ -1,6 +1,7 @@
 """Data and deliberately failing reducers shared by the reduce tests (importable by the worker)."""
 
 import os
+import time
 
 import numpy as np
 
@@ -37,3 +38,13 @@ class RaisingReducer(PCAReducer):
 
     def _fit(self, X):
         raise MemoryError("pretend the projection ran out of memory")
+
+
+class SlowReducer(PCAReducer):
+    """Takes a minute: long enough to kill its client mid-job."""
+
+    method = "pca"
+
+    def _fit(self, X):
+        time.sleep(60)
+        return super()._fit(X)

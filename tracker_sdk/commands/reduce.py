@@ -8,10 +8,13 @@ so a group can be recomputed with another method at any time.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, ReductionFailedError
+
+log = logging.getLogger("tracker_sdk")
 
 HELP = "fit one reducer on a step of a group and project every step of it (a timeline)"
 
@@ -59,11 +62,35 @@ def reduce_group_dir(run_dir, group, *, title=None, method="umap", fit_on="last"
     choose_fit_items(items, fit_on)
     writer = RunWriter(run_dir)  # takes the writer lock: refuses a run another process is writing
     try:
-        payloads = reduce_timeline(run_dir, items, lambda it: load_npy(files.blob_path(run_dir, it["vectors_sha"])),
-                                   reducer, fit_on)
+        payloads = _in_shared_worker(run_dir, items, reducer, fit_on)
+        if payloads is None:
+            payloads = reduce_timeline(run_dir, items, lambda it: load_npy(files.blob_path(run_dir, it["vectors_sha"])),
+                                       reducer, fit_on)
         return [writer.append("reduction", payload, durable=True) for payload in payloads]
     finally:
         writer.close()
+
+
+def _in_shared_worker(run_dir: Path, items, reducer, fit_on) -> list[dict] | None:
+    """The timeline's payloads from the shared warm worker (a second `tracker reduce` starts warm);
+    None when PCA (cheaper here) or when no shared worker can serve, to compute them in this process."""
+    from ..reduce.shared_worker import attach
+    from ..reduce.worker import new_token
+
+    if reducer.method == "pca":
+        return None
+    worker = attach(warm=[reducer.method])
+    if worker is None:
+        return None
+    try:
+        result = worker.call({"kind": "timeline", "run_dir": str(run_dir.absolute()), "items": items,
+                              "reducer": reducer, "fit_on": fit_on, "timeline": new_token()})
+    finally:
+        worker.close()
+    if not result.get("ok"):
+        raise ReductionFailedError(f"{reducer.method} timeline failed: {result.get('error')}")
+    log.info("tracker_sdk: %s timeline computed by the shared reduction worker (pid %d)", reducer.method, worker.pid)
+    return result["payloads"]
 
 
 def run(args) -> int:

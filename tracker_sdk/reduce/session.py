@@ -10,7 +10,9 @@ process, the one holding the run's writer. See the README for the measurements.
 from __future__ import annotations
 
 import logging
+import pickle
 import weakref
+from pathlib import Path
 
 from ..errors import InvalidArgumentError
 from .base import Reducer
@@ -42,7 +44,7 @@ def _check_background(value, argument="reduce_background"):
 class ReductionSession:
     def __init__(self, writer, run_dir):
         self.writer = writer
-        self.run_dir = run_dir
+        self.run_dir = Path(run_dir).absolute()  # the shared worker runs in another directory
         self.scheduler = None
         self.threads = None
         self.summaries: list[str] = []
@@ -158,6 +160,12 @@ class ReductionSession:
             self.summaries.append(describe(payload, title, step))
         state = result.get("state")
         if user_reducer is not None and state is not None and not user_reducer.is_fitted:
+            try:
+                state = pickle.loads(state) if isinstance(state, bytes) else state  # bytes from the worker
+            except Exception as exc:
+                log.warning("tracker_sdk: the reducer fitted for %s could not be loaded here (%s: %s); it stays "
+                            "unfitted in this process", label, type(exc).__name__, exc)
+                return
             user_reducer.__dict__.update(state)  # the caller's instance is now the fitted one
 
     # -- reduce_group ---------------------------------------------------------------------

@@ -79,14 +79,76 @@ _LIBRARIES = {"umap": "umap", "pacmap": "pacmap", "tsne": "openTSNE"}
 
 
 def _warm_up(methods) -> None:
-    """Import the planned libraries (and load their numba cache) before the first job arrives."""
-    import importlib
+    """Import the planned libraries (numba caching switched on) before the first job arrives."""
+    from .base import import_optional
 
     for method in methods:
         try:
-            importlib.import_module(_LIBRARIES[method]) if method in _LIBRARIES else None
+            import_optional(_LIBRARIES[method], _LIBRARIES[method], method) if method in _LIBRARIES else None
         except Exception:  # the job itself will report a missing or broken library
             pass
+
+
+def lower_priority() -> None:
+    try:
+        os.nice(5)  # training keeps priority over reductions
+    except OSError:
+        pass
+
+
+def apply_hello(hello: dict) -> None:
+    """A client's greeting: make its import path visible, then import the libraries it plans to use."""
+    for path in reversed(hello.get("sys_path", [])):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    _warm_up(hello.get("warm", ()))
+
+
+def _pickled_result(result: dict) -> bytes:
+    """The fitted state travels as bytes inside the result: the parent stores the records first and
+    unpickles it after (which imports the reducer's library there, a second or two)."""
+    if result.get("state") is not None:
+        try:
+            result["state"] = pickle.dumps(result["state"], protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a fitted state that cannot be pickled: send the records anyway
+            result["state"] = None
+            result["state_error"] = f"{type(exc).__name__}: {exc}"
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def serve(proto_in, proto_out, guard=None) -> int:
+    """Run one client's jobs, one at a time, until it says None or hangs up; 1 on Ctrl-C.
+
+    ``guard``, when given, is a context manager factory entered around each job (the shared
+    worker's watch for a client that disappears mid-job).
+    """
+    cache: dict = {}  # reducers fitted for this client only
+    while True:
+        try:
+            job = _recv(proto_in)
+        except (EOFError, OSError):
+            return 0
+        if job is None:
+            return 0
+        start = time.perf_counter()
+        try:
+            if guard is None:
+                result = {"ok": True, **run_job(job, cache)}
+            else:
+                with guard():
+                    result = {"ok": True, **run_job(job, cache)}
+        except BaseException as exc:  # report, stay alive for the next job
+            if isinstance(exc, KeyboardInterrupt):
+                return 1
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc(limit=8)}
+        result["seconds"] = time.perf_counter() - start
+        data = _pickled_result(result)
+        try:
+            proto_out.write(_LEN.pack(len(data)) + data)
+            proto_out.flush()
+        except OSError:  # the client went away
+            return 0
 
 
 def _child_main() -> int:
@@ -95,41 +157,9 @@ def _child_main() -> int:
     os.dup2(2, 1)  # library prints go to stderr, never into the protocol stream
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    try:
-        os.nice(5)  # training keeps priority over reductions
-    except OSError:
-        pass
-    hello = _recv(proto_in)
-    for path in reversed(hello.get("sys_path", [])):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    from .base import use_numba_cache
-
-    use_numba_cache()
-    _warm_up(hello.get("warm", ()))
-    cache: dict = {}
-    while True:
-        try:
-            job = _recv(proto_in)
-        except EOFError:
-            return 0
-        if job is None:
-            return 0
-        start = time.perf_counter()
-        try:
-            result = {"ok": True, **run_job(job, cache)}
-        except BaseException as exc:  # report, stay alive for the next job
-            if isinstance(exc, KeyboardInterrupt):
-                return 1
-            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                      "traceback": traceback.format_exc(limit=8)}
-        result["seconds"] = time.perf_counter() - start
-        try:
-            _send(proto_out, result)
-        except Exception as exc:  # e.g. a fitted state that cannot be pickled: send the records anyway
-            result["state"] = None
-            result["state_error"] = f"{type(exc).__name__}: {exc}"
-            _send(proto_out, result)
+    lower_priority()
+    apply_hello(_recv(proto_in))
+    return serve(proto_in, proto_out)
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -150,6 +180,7 @@ class WorkerProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen([sys.executable, "-m", "tracker_sdk.reduce.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.pid = self.proc.pid
         _send(self.proc.stdin, {"sys_path": [p for p in sys.path if p], "warm": list(warm)})
 
     def call(self, job: dict) -> dict:
@@ -161,6 +192,12 @@ class WorkerProcess:
             why = "killed by signal %d" % -code if code < 0 else f"exit code {code}"
             hint = " (out of memory?)" if code in (-9, 137) else ""
             return {"ok": False, "error": f"the reduction worker process died ({why}){hint}", "died": True}
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self.proc.kill()
 
     def close(self, timeout: float = 10.0) -> None:
         try:
@@ -180,8 +217,12 @@ class Scheduler:
     """Queues reduction jobs for the worker and waits for them at the end of a run."""
 
     def __init__(self):
+        from .shared_worker import keep_warm_seconds
+
+        self._keep_warm = keep_warm_seconds()  # a bad TRACKER_REDUCE_KEEP_WARM is reported to the caller now
         self._queue: "queue.Queue[Task | None]" = queue.Queue()
-        self._worker: WorkerProcess | None = None
+        self._worker = None  # a SharedWorker connection or a private WorkerProcess
+        self.worker_pid: int | None = None  # of the latest worker (the shared worker's pid when it is used)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.submitted = 0
@@ -243,9 +284,14 @@ class Scheduler:
             self._worker.close()
             self._worker = None
 
-    def _ensure_worker(self) -> WorkerProcess:
-        if self._worker is None or self._worker.proc.poll() is not None:
-            self._worker = WorkerProcess(getattr(self, "_warm", ()))
+    def _ensure_worker(self):
+        """The shared warm worker when it is on and free, else a private child process."""
+        if self._worker is None or not self._worker.alive():
+            from .shared_worker import attach
+
+            warm = getattr(self, "_warm", ())
+            self._worker = attach(warm, self._keep_warm) or WorkerProcess(warm)
+            self.worker_pid = self._worker.pid
         return self._worker
 
     @property
@@ -284,7 +330,7 @@ class Scheduler:
             else:
                 self._abandoned = True
                 if self._worker is not None:
-                    self._worker.proc.kill()
+                    self._worker.kill()
                 self._queue.put(None)
         return finished
 
