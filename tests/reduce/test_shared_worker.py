@@ -259,3 +259,14 @@ def test_tracker_reduce_runs_in_the_shared_worker_and_a_second_call_finds_it_war
         for red in emb.reductions:
             timelines.setdefault(red.timeline, []).append(red)
     assert sorted(len(v) for v in timelines.values()) == [3, 3]
+
+
+def test_a_socket_path_too_long_for_unix_sockets_means_a_private_worker_at_once(monkeypatch, tmp_path):
+    monkeypatch.setenv(KEEP_WARM_ENV, "60")
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    start = time.monotonic()
+    assert attach() is None
+    assert time.monotonic() - start < 5  # no wait for a worker that could never listen
+    assert not list((deep / "tracker_sdk").glob("*.log"))

@@ -44,6 +44,7 @@ DEFAULT_KEEP_WARM = 600.0
 #: how long a client waits for a worker it started to listen
 START_TIMEOUT = 20.0
 _CRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
+MAX_SOCKET_PATH = 104  # bytes in a Unix socket address (108 on Linux, 104 on macOS)
 
 
 def keep_warm_seconds() -> float:
@@ -185,8 +186,9 @@ def _connect(path: Path, hello: dict, timeout: float = 10.0):
     return "busy" if reply.get("busy") else "absent" if reply.get("hung_up") else None
 
 
-def _start(path: Path, keep_warm: float) -> None:
-    """Start a worker for ``path`` in its own session; it detaches at once (no zombie left to reap)."""
+def _start(path: Path, keep_warm: float) -> bool:
+    """Start a worker for ``path`` in its own session; it detaches at once (no zombie left to reap).
+    False when the starter itself failed (its error is in the log)."""
     import tracker_sdk
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -196,9 +198,10 @@ def _start(path: Path, keep_warm: float) -> None:
     if log_path.exists() and log_path.stat().st_size > 1 << 20:
         log_path.unlink()  # keep the log of recent workers, not of every worker since boot
     with open(log_path, "ab") as log_file:
-        subprocess.run([sys.executable, "-m", "tracker_sdk.reduce.shared_worker", str(path), repr(keep_warm)],
-                       stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env, cwd="/",
-                       close_fds=True, start_new_session=True, timeout=30, check=False)
+        starter = subprocess.run([sys.executable, "-m", "tracker_sdk.reduce.shared_worker", str(path),
+                                  repr(keep_warm)], stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                 env=env, cwd="/", close_fds=True, start_new_session=True, timeout=30, check=False)
+    return starter.returncode == 0
 
 
 def attach(warm=(), keep_warm: float | None = None) -> SharedWorker | None:
@@ -210,11 +213,14 @@ def attach(warm=(), keep_warm: float | None = None) -> SharedWorker | None:
         path = socket_path()
     except OSError:
         return None
+    if len(os.fsencode(path)) >= MAX_SOCKET_PATH:
+        return None  # too long for a Unix socket address
     hello = {"sys_path": client_sys_path(), "warm": list(warm)}
     found = _connect(path, hello)
     if found == "absent":
         try:
-            _start(path, keep_warm)
+            if not _start(path, keep_warm):
+                return None
         except (OSError, subprocess.SubprocessError):
             return None
         deadline, restart = time.monotonic() + START_TIMEOUT, time.monotonic() + 2.0
