@@ -1,6 +1,9 @@
-"""to_numpy(): turn lists, numpy arrays, torch tensors and PIL images into numpy arrays.
+"""Value conversion: to_numpy() for arrays, plain_value() for values stored in records.
 
-torch and PIL are imported lazily, only when such an object is actually passed in.
+``to_numpy`` turns lists, numpy arrays, torch tensors and PIL images into numpy arrays;
+``plain_value`` turns parameters, "others", asset metadata and reducer parameters into
+msgpack-safe python values. torch and PIL are imported lazily, only when such an object is
+actually passed in. (Metadata columns have their own typed cells: runformat.codecs.)
 """
 
 from __future__ import annotations
@@ -30,3 +33,20 @@ def to_numpy(value, dtype=None) -> np.ndarray:
     elif isinstance(value, (list, tuple)) and value and any(is_torch_tensor(v) for v in value):
         value = [to_numpy(v) for v in value]
     return np.asarray(value, dtype=dtype)
+
+
+def plain_value(value):
+    """A msgpack-safe copy of ``value``: numpy/torch scalars unwrapped, arrays as (nested) lists,
+    tuples as lists, mapping keys as strings, and anything else as its ``str``."""
+    if is_torch_tensor(value) or isinstance(value, np.ndarray):
+        value = to_numpy(value)
+        return value.item() if value.size == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain_value(v) for k, v in value.items()}
+    return str(value)

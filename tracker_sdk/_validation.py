@@ -7,15 +7,12 @@ runs before anything is written.
 from __future__ import annotations
 
 import numbers
-import re
 
 import numpy as np
 
 from ._convert import is_torch_tensor, to_numpy
 from .errors import InvalidArgumentError
-from .runformat import make_column
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from .runformat import make_column, names
 
 
 def _describe(value) -> str:
@@ -25,41 +22,45 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 
 
-def check_vectors(vectors, *, allow_nonfinite: bool = False) -> np.ndarray:
+def check_vectors(vectors, argument: str = "vectors", *, allow_nonfinite: bool = False) -> np.ndarray:
     """Return vectors as a C-contiguous float32 array (n_samples, n_features).
 
-    Rows of shape ``(n, ...)`` are flattened per row, as Comet does.
+    Rows of shape ``(n, ...)`` are flattened per row, as Comet does. The one check of vectors:
+    log_embedding and every Reducer's fit and transform call it.
     """
     if vectors is None:
-        raise InvalidArgumentError("vectors must be an array-like of shape (n_samples, n_features); got None")
+        raise InvalidArgumentError(f"{argument} must be an array-like of shape (n_samples, n_features); got None")
     try:
         array = to_numpy(vectors)
     except Exception as exc:
         raise InvalidArgumentError(
-            f"vectors must be an array-like of numbers of shape (n_samples, n_features); "
+            f"{argument} must be an array-like of numbers of shape (n_samples, n_features); "
             f"got {_describe(vectors)} that numpy cannot convert ({exc})") from None
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise InvalidArgumentError(
-            f"vectors must hold numbers in rows of equal length; got {_describe(vectors) if not isinstance(vectors, np.ndarray) else 'array of dtype ' + str(array.dtype)}")
+            f"{argument} must hold numbers in rows of equal length; got {_describe(vectors) if not isinstance(vectors, np.ndarray) else 'array of dtype ' + str(array.dtype)}")
     if array.ndim < 2:
         raise InvalidArgumentError(
-            f"vectors must be 2D (n_samples, n_features); got shape {array.shape}. "
+            f"{argument} must be 2D (n_samples, n_features); got shape {array.shape}. "
             "For a single sample use vectors.reshape(1, -1)")
     if array.shape[0] == 0:
-        raise InvalidArgumentError(f"vectors must have at least one row; got shape {array.shape}")
+        raise InvalidArgumentError(f"{argument} must have at least one row; got shape {array.shape}")
     if array.ndim > 2:
         array = array.reshape(array.shape[0], -1)
     if array.shape[1] == 0:
-        raise InvalidArgumentError(f"vectors must have at least one feature per row; got shape {array.shape}")
+        raise InvalidArgumentError(f"{argument} must have at least one feature per row; got shape {array.shape}")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    # a float64 sum propagates NaN/Inf and cannot overflow from float32 inputs: one pass, no mask
-    if not allow_nonfinite and not np.isfinite(np.sum(array, dtype=np.float64)):
+    # a sum propagates NaN/Inf in one pass without a mask; accumulating in float32 skips a float64
+    # conversion of every value (2x faster), and a sum that overflows only sends finite vectors
+    # through the exact check below
+    if not allow_nonfinite and not np.isfinite(np.sum(array)):
         finite = np.isfinite(array)
         if not finite.all():
             bad = np.argwhere(~finite)[0]
             raise InvalidArgumentError(
-                f"vectors must be finite; got {array[tuple(bad)]} at row {bad[0]}, column {bad[1]} "
-                f"({int((~finite).sum())} non-finite values). Pass allow_nonfinite=True to store them anyway")
+                f"{argument} must be finite; got {array[tuple(bad)]} at row {bad[0]}, column {bad[1]} "
+                f"({int((~finite).sum())} non-finite values). Pass allow_nonfinite=True to log_embedding "
+                "to store them anyway (they cannot be reduced)")
     return array
 
 
@@ -76,34 +77,41 @@ def check_step(step, argument: str = "step") -> int | None:
     return int(step)
 
 
-def check_text(value, argument: str, *, allow_none: bool = False, max_length: int = 1000) -> str | None:
+def check_text(value, argument: str, *, allow_none: bool = False, max_length: int = names.MAX_NAME_LENGTH,
+               file_name: bool = False) -> str | None:
+    """A name the user gives (run name, tag, metric, parameter, title, group, asset name): the
+    one rule of :func:`~tracker_sdk.runformat.names.check_name` (UTF-8, no control characters,
+    a length cap; no Windows device name when it may become a ``file_name``)."""
     if value is None and allow_none:
         return None
     if not isinstance(value, str):
         expected = "a string or None" if allow_none else "a string"
         raise InvalidArgumentError(f"{argument} must be {expected}; got {_describe(value)}")
-    if len(value) > max_length:
-        raise InvalidArgumentError(f"{argument} must be at most {max_length} characters; got {len(value)}")
-    return value
+    return names.check_name(value, argument, max_length=max_length, file_name=file_name)
 
 
 def check_project_name(value) -> str:
-    value = check_text(value, "project_name")
-    if not NAME_RE.match(value):
-        raise InvalidArgumentError(
-            "project_name must start with a letter or digit and contain only letters, digits, '.', '_' "
-            f"and '-' (at most 128 characters), since it names a directory; got {value!r}")
-    return value
+    return names.check_project(check_text(value, "project_name"), "project_name")
 
 
 def _is_row(value) -> bool:
     return isinstance(value, (list, tuple, np.ndarray)) or is_torch_tensor(value)
 
 
+def _is_row_type(cls: type) -> bool:
+    """What ``_is_row`` says of every value of type ``cls`` (asked once per type, not per label)."""
+    return issubclass(cls, (list, tuple, np.ndarray)) or (
+        cls.__module__.startswith("torch") and hasattr(cls, "detach") and hasattr(cls, "cpu"))
+
+
 def _columns_from_mapping(mapping, n: int, argument: str) -> list[dict]:
     columns = []
     for name, values in mapping.items():
-        values = to_numpy(values).tolist() if (is_torch_tensor(values) or isinstance(values, np.ndarray)) else list(values)
+        if is_torch_tensor(values) or isinstance(values, np.ndarray):
+            values = to_numpy(values)
+            values = values if values.ndim == 1 else values.tolist()  # 1-D arrays are typed from their dtype
+        else:
+            values = list(values)
         if len(values) != n:
             raise InvalidArgumentError(f"{argument} column {name!r} has {len(values)} rows but vectors has {n}")
         columns.append(make_column(str(name), values))
@@ -127,6 +135,11 @@ def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[di
             elif labels.ndim == 2:
                 labels = [list(header)] + labels.tolist()
                 header = None
+            elif labels.ndim == 1 and header is None and labels.dtype.kind in "Uiubf":
+                if len(labels) != n:
+                    raise InvalidArgumentError(f"labels has {len(labels)} rows but vectors has {n}")
+                # typed from its dtype, never cell by cell
+                return _with_metadata([make_column("label", labels)], False, metadata, n)
             elif labels.ndim == 1:
                 labels = labels.tolist()
             else:
@@ -142,23 +155,25 @@ def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[di
             header = [str(h) for h in header]
             rows = [list(r) if _is_row(r) else [r] for r in labels]
             labels = [header] + rows
-        if labels and all(_is_row(r) for r in labels):
-            rows = [to_numpy(r).tolist() if not isinstance(r, (list, tuple)) else list(r) for r in labels]
+        row_types = [_is_row_type(t) for t in set(map(type, labels))]
+        if labels and all(row_types):
+            rows = [to_numpy(r).tolist() if not isinstance(r, (list, tuple)) else r for r in labels]
             head, body = [str(h) for h in rows[0]], rows[1:]
             has_header = True
             if len(body) != n:
                 raise InvalidArgumentError(
                     f"labels has {len(body)} rows after its header row but vectors has {n} "
                     "(in table form the first row of labels is the header)")
-            for i, row in enumerate(body):
-                if len(row) != len(head):
-                    raise InvalidArgumentError(
-                        f"labels header has {len(head)} columns but row {i} has {len(row)}")
+            if set(map(len, body)) - {len(head)}:
+                i = next(i for i, row in enumerate(body) if len(row) != len(head))
+                raise InvalidArgumentError(
+                    f"labels header has {len(head)} columns but row {i} has {len(body[i])}")
             if len(set(head)) != len(head):
                 raise InvalidArgumentError(f"labels header names must be unique; got {head}")
-            columns = [make_column(name, [row[j] for row in body]) for j, name in enumerate(head)]
+            cells = list(zip(*body)) if body else [() for _ in head]  # transposed in C, not cell by cell
+            columns = [make_column(name, cells[j]) for j, name in enumerate(head)]
         else:
-            if any(_is_row(r) for r in labels):
+            if any(row_types):
                 raise InvalidArgumentError(
                     "labels mixes rows (lists) and single values; give either one label per row or a table "
                     "whose first row is the header")
@@ -167,6 +182,26 @@ def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[di
             columns = [make_column("label", labels)]
     elif header is not None:
         raise InvalidArgumentError("label_header was given without labels")
+    return _with_metadata(columns, has_header, metadata, n)
+
+
+def _check_column_text(columns: list[dict]) -> None:
+    """Column names are names; text cells must encode as UTF-8 (a lone surrogate names its row)."""
+    for column in columns:
+        names.check_name(column["name"], "labels/metadata column name")
+        texts = [v for v in column["values"] if isinstance(v, str)]
+        try:
+            "".join(texts).encode("utf-8")  # one pass over every cell; the slow search only on failure
+        except UnicodeEncodeError:
+            row = next(i for i, v in enumerate(column["values"]) if isinstance(v, str) and names.text_problem(v))
+            raise InvalidArgumentError(
+                f"labels/metadata column {column['name']!r} row {row} {names.text_problem(column['values'][row])}; "
+                f"got {column['values'][row][:60]!r}") from None
+
+
+def _with_metadata(columns: list[dict], has_header: bool, metadata, n: int) -> tuple[list[dict], bool]:
+    """Append the ``metadata=`` columns after the label columns, then check every column's text
+    (check_labels' last step)."""
     if metadata is not None:
         if type(metadata).__name__ == "DataFrame":
             metadata = {str(c): metadata[c].tolist() for c in metadata.columns}
@@ -179,6 +214,7 @@ def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[di
         if clash:
             raise InvalidArgumentError(f"metadata column names {clash} are already label columns")
         columns += extra
+    _check_column_text(columns)
     return columns, has_header
 
 

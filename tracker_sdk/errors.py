@@ -5,12 +5,17 @@
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
     ├── RunFormatError                           the on-disk run cannot be read
     │   ├── CorruptJournalError                  a journal frame failed its check (file, offset)
+    │   ├── InvalidRecordError                   a record does not match its kind's schema (field named)
     │   └── BlobIntegrityError                   a blob's content does not match its sha256
     ├── RunLockedError                           another process is writing the run
+    ├── RunClosedError (also RuntimeError)       a record was appended after the writer closed
+    ├── SeqGapError (also InvalidArgumentError)  a replayed record skips a seq the run expects
+    ├── StorageFullError (also OSError)          no space left: names the directory and free bytes
     ├── NotFittedError (also AttributeError)     a reducer was used before fit
-    └── SyncError                                the tracking server refused or failed a request
+    └── SyncError                                a destination of runs refused or failed a request
         ├── ServerRejectedError                  a 4xx that retrying cannot fix (bad key, bad request)
-        └── ServerUnavailableError               unreachable, 5xx or 429 after every retry
+        ├── ServerUnavailableError               unreachable, 5xx or 429 after every retry
+        └── MissingBlobsError                    records name blobs the destination does not hold
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class RunFormatError(TrackerError):
     """The run directory on disk is missing pieces or is not in a format we can read."""
 
 
+class InvalidRecordError(RunFormatError):
+    """A record does not match the schema of its kind; the message names the field."""
+
+
 class CorruptJournalError(RunFormatError):
     """A journal frame in the middle of a segment failed its length or CRC check."""
 
@@ -59,6 +68,41 @@ class BlobIntegrityError(RunFormatError):
 
 class RunLockedError(TrackerError):
     """Another live process holds the run's writer lock."""
+
+
+class RunClosedError(TrackerError, RuntimeError):
+    """A record was appended to a run whose writer is already closed."""
+
+
+class SeqGapError(InvalidArgumentError):
+    """A record copied from another replica skips seqs; ``next_seq`` is the one the run expects."""
+
+    def __init__(self, message: str, next_seq: int):
+        super().__init__(message)
+        self.next_seq = next_seq
+
+    def __reduce__(self):  # picklable across the reduction worker's process boundary
+        return type(self), (str(self), self.next_seq)
+
+
+class StorageFullError(TrackerError, OSError):
+    """The disk under ``directory`` is full; nothing half-written was left behind.
+
+    ``free_bytes`` is the space left when the write failed (None when it could not be read).
+    """
+
+    def __init__(self, directory, free_bytes: int | None, what: str = "write"):
+        import errno
+
+        free = "unknown" if free_bytes is None else f"{free_bytes} bytes"
+        super().__init__(errno.ENOSPC, f"no space left on the device of {directory} for a {what} "
+                                       f"({free} free); free some space and retry")
+        self.directory = str(directory)
+        self.free_bytes = free_bytes
+        self.what = what
+
+    def __reduce__(self):  # OSError's own reduce would pass (errno, strerror) to __init__
+        return type(self), (self.directory, self.free_bytes, self.what)
 
 
 class NotFittedError(TrackerError, AttributeError):
@@ -79,3 +123,11 @@ class ServerRejectedError(SyncError):
 
 class ServerUnavailableError(SyncError):
     """The server could not be reached, or kept failing, through every retry of the policy."""
+
+
+class MissingBlobsError(SyncError):
+    """Records were refused because the destination lacks blobs they name (``missing``: sha256s)."""
+
+    def __init__(self, message: str, missing: list[str]):
+        super().__init__(message)
+        self.missing = list(missing)

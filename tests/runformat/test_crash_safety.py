@@ -50,7 +50,7 @@ def test_sigkill_at_random_moments_never_loses_or_tears_an_embedding(tmp_path):
         run.verify()  # every visible embedding's blobs are whole (sha256 re-hashed)
         for emb in run.embeddings:
             assert emb.vectors.shape == (emb.n, 64) and len(emb.columns["label"]) == emb.n
-        seqs = [r["seq"] for r in run.records]
+        seqs = [r.seq for r in run.records]
         assert seqs == list(range(len(seqs)))
         outcomes.append(len(visible))
     assert sum(1 for n in outcomes if n > 0) > KILLS // 4, "kills should land after some embeddings were logged"

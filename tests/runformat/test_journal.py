@@ -5,6 +5,7 @@ import pytest
 
 from tracker_sdk import CorruptJournalError, Experiment, RunLockedError, open_run
 from tracker_sdk.runformat import RunWriter
+from tracker_sdk.runformat.records import EmbeddingRecord, EndRecord, MetricRecord
 
 
 def _logged_run(root, n_metrics=50):
@@ -28,14 +29,14 @@ def test_torn_final_record_is_ignored(runs_root, cut):
     seg.write_bytes(seg.read_bytes()[:-cut])
     run = open_run(run_dir)
     assert len(run.records) == full - 1
-    assert run.records[-1]["kind"] == "embedding"
+    assert isinstance(run.records[-1], EmbeddingRecord)
 
 
 def test_garbage_appended_after_a_crash_is_ignored(runs_root):
     run_dir = _logged_run(runs_root)
     seg = _segment(run_dir)
     seg.write_bytes(seg.read_bytes() + b"\x07\x00\x00\x00\xff\xff")
-    assert open_run(run_dir).records[-1]["kind"] == "end"
+    assert isinstance(open_run(run_dir).records[-1], EndRecord)
 
 
 @pytest.mark.parametrize("where", [0.3, 0.5, 0.7])
@@ -58,11 +59,11 @@ def test_reopening_trims_a_torn_tail_and_starts_a_new_segment(runs_root):
     seg.write_bytes(seg.read_bytes()[:-3])
     n_before = len(open_run(run_dir).records)
     writer = RunWriter(run_dir)
-    writer.append("metric", {"name": "m", "value": 9, "step": 9, "epoch": None})
+    writer.append(MetricRecord(name="m", value=9, step=9))
     writer.close()
     run = open_run(run_dir)
     assert len(run.records) == n_before + 1
-    assert [r["seq"] for r in run.records] == list(range(n_before + 1))
+    assert [r.seq for r in run.records] == list(range(n_before + 1))
     assert len(list((run_dir / "journal").glob("*.seg"))) == 2
 
 

@@ -35,19 +35,22 @@ def load_npy(path, *, mmap: bool = True) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
-def _column_type(values: list) -> str:
-    kinds = set()
-    for v in values:
-        if isinstance(v, bool) or isinstance(v, np.bool_):
-            kinds.add("bool")
-        elif isinstance(v, numbers.Integral):
-            kinds.add("int")
-        elif isinstance(v, numbers.Real):
-            kinds.add("float")
-        elif isinstance(v, str):
-            kinds.add("str")
-        else:
-            kinds.add("mixed")
+def _kind(cls: type) -> str:
+    """The column kind of every value of type ``cls`` (numpy scalar types included)."""
+    if issubclass(cls, (bool, np.bool_)):
+        return "bool"
+    if issubclass(cls, numbers.Integral):
+        return "int"
+    if issubclass(cls, numbers.Real):
+        return "float"
+    if issubclass(cls, str):
+        return "str"
+    return "mixed"
+
+
+def _column_type(types: set) -> str:
+    """The column type of values whose types (None's excluded) are ``types``."""
+    kinds = {_kind(t) for t in types}
     if kinds <= {"int"}:
         return "int" if kinds else "str"
     if kinds <= {"int", "float"}:
@@ -77,10 +80,44 @@ def _plain(value, column_type: str):
     return str(value)
 
 
+def _floats(values) -> list:
+    """Python floats with NaN (and None) as None, converted by numpy rather than per cell."""
+    array = np.asarray(values, dtype=np.float64)
+    out = array.tolist()
+    nan = np.flatnonzero(np.isnan(array))
+    for i in nan.tolist():
+        out[i] = None
+    return out
+
+
+#: the python type each column type's values already have when no conversion is needed
+_NATIVE = {"str": str, "int": int, "bool": bool}
+
+
 def make_column(name: str, values) -> dict:
-    values = list(values)
-    column_type = _column_type([v for v in values if v is not None])
-    return {"name": str(name), "type": column_type, "values": [_plain(v, column_type) for v in values]}
+    """One typed metadata column from a list or 1-D array of cells.
+
+    Typing looks at the set of the cells' types, not at every cell, and conversion is left
+    to numpy (or skipped when the cells are already plain python values), so a million
+    labels cost what building the list cost.
+    """
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "Uiubf":
+        kind = values.dtype.kind
+        if kind == "f":
+            return {"name": str(name), "type": "float", "values": _floats(values)}
+        column_type = {"U": "str", "i": "int", "u": "int", "b": "bool"}[kind]
+        return {"name": str(name), "type": column_type, "values": values.tolist()}
+    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    types = set(map(type, values))
+    types.discard(type(None))
+    column_type = _column_type(types)
+    if column_type == "float":
+        cells = _floats(values)
+    elif column_type in _NATIVE and types <= {_NATIVE[column_type]}:
+        cells = values  # already plain python values of the column's type (None kept)
+    else:
+        cells = [_plain(v, column_type) for v in values]
+    return {"name": str(name), "type": column_type, "values": cells}
 
 
 def encode_metadata(columns: list[dict], n: int) -> bytes:

@@ -1,22 +1,42 @@
-"""Atomic file writes and content-addressed blobs (``blobs/ab/<sha256>``).
+"""Atomic file writes and THE blob commit: content-addressed files ``blobs/ab/<sha256>``.
 
-A blob is written to a temporary name in its final directory, fsynced and renamed, so a
-reader sees either the whole blob or nothing. Existing blobs are never rewritten.
+:func:`commit_blob` is the only code that makes a blob visible, in the SDK and on the
+server: the bytes go to a temporary file beside the blob (never a temp directory on another
+path), every byte is written (short writes are continued), hashed as it is written,
+fsynced, checked for size and sha256, and only then linked into place without replacing a
+good blob; the directory is fsynced last. On any failure the temporary file is removed and
+the error raised; a full disk raises :class:`~tracker_sdk.errors.StorageFullError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
-import re
+import shutil
+import stat
 import tempfile
+import threading
 from pathlib import Path
+from typing import NamedTuple
 
-from ..errors import BlobIntegrityError
+from ..errors import BlobIntegrityError, RunFormatError, StorageFullError
+from . import names
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 8 * 1024 * 1024
+THREAD_HASH_BYTES = 1 << 20  # below this a chunk is hashed inline: a thread hand-off costs more
+TMP_SUFFIX = ".part"  # temporary blobs are ``.<random>.part`` beside the blobs (garbage collection finds them)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class CommittedBlob(NamedTuple):
+    """What :func:`commit_blob` stored: the blob's name, its size, and whether it is new."""
+
+    sha256: str
+    size: int
+    created: bool
 
 
 def fsync_dir(path: Path) -> None:
@@ -27,20 +47,39 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def full_disk_raises(directory, what: str = "write"):
+    """Turn ENOSPC/EDQUOT inside the block into a StorageFullError naming ``directory``."""
+    try:
+        yield
+    except StorageFullError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            free = None
+        raise StorageFullError(directory, free, what) from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    fsync_dir(path.parent)
+    with full_disk_raises(path.parent, f"write of {path.name}"):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            try:
+                _write_all(fd, memoryview(data).cast("B"), os.write)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -55,60 +94,172 @@ def _unlink_quietly(path) -> None:
 
 
 def blob_path(run_dir: Path, sha256: str) -> Path:
-    if not SHA256_RE.match(sha256 or ""):
+    if not names.is_sha256(sha256):
         raise BlobIntegrityError(f"blob name must be 64 lowercase hex digits; got {sha256!r}")
     return Path(run_dir) / "blobs" / sha256[:2] / sha256
 
 
-def write_blob(run_dir: Path, chunks) -> tuple[str, int]:
-    """Stream ``chunks`` (bytes-like) into a blob; return (sha256, size).
+def refuse_links(base, path) -> Path:
+    """``path`` when no existing component of it below ``base`` is a symbolic link; else
+    RunFormatError (a run's files are never read or written through a link)."""
+    base, path = Path(base), Path(path)
+    current = base
+    for part in path.relative_to(base).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            break
+        if stat.S_ISLNK(mode):
+            raise RunFormatError(f"{current} is a symbolic link, which is never followed")
+    return path
 
-    Hashing and writing happen chunk by chunk, so a large array is never copied whole.
-    """
-    tmp_dir = Path(run_dir) / "blobs" / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
-    digest = hashlib.sha256()
-    size = 0
+
+def _real_dir(path: Path) -> Path:
+    """Create ``path`` if needed and refuse it when it is a symlink (blob writes stay in the run)."""
+    if not os.path.lexists(path):
+        path.mkdir(parents=True, exist_ok=True)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise RunFormatError(f"{path} must be a directory of the run, not a symlink or a file")
+    return path
+
+
+def _write_all(fd: int, view: memoryview, write) -> None:
+    """Write every byte of ``view``, continuing after short writes."""
+    while view:
+        written = write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, f"write made no progress with {len(view)} bytes left")
+        view = view[written:]
+
+
+def _source_chunks(source):
+    """Chunks from an iterable of bytes-like objects or from an open binary file."""
+    if hasattr(source, "read"):
+        while True:
+            chunk = source.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    else:
+        yield from source
+
+
+def _publish(tmp: str, final: Path, size: int) -> bool:
+    """Link the verified ``tmp`` to ``final`` without replacing a good blob; True when it is new."""
     try:
-        with os.fdopen(fd, "wb", buffering=0) as fh:
-            # hashlib releases the GIL: hash each chunk on a thread while it is being written
-            pending = None
-            for chunk in chunks:
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        pass
+    except OSError as exc:  # a filesystem without hard links: check, then rename
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        if not os.path.lexists(final):
+            os.replace(tmp, final)
+            return True
+    existing = os.lstat(final)
+    if stat.S_ISREG(existing.st_mode) and existing.st_size == size:
+        return False
+    # a truncated or foreign file under this name was never verified: the verified bytes win
+    os.replace(tmp, final)
+    return True
+
+
+def commit_blob(run_dir, source, *, sha256: str | None = None, size: int | None = None,
+                write=os.write) -> CommittedBlob:
+    """Store ``source`` as the blob ``blobs/ab/<sha256>`` of ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run directory (``<root>/<project>/<run_id>``).
+    source : iterable of bytes-like, or an open binary file
+        The content; chunks are written and hashed one by one, so a large array is never
+        copied whole.
+    sha256, size : optional
+        What the caller expects (the server knows both from the request); a mismatch raises
+        :class:`BlobIntegrityError` and stores nothing.
+    write : callable
+        ``write(fd, data) -> bytes written``; ``os.write`` (tests inject short or failing writes).
+
+    Returns
+    -------
+    CommittedBlob
+        ``(sha256, size, created)``; ``created`` is False when a good copy was already there.
+    """
+    if sha256 is not None:
+        names.check_sha256(sha256)
+    blobs = Path(run_dir) / "blobs"
+    with full_disk_raises(blobs, "blob"):
+        _real_dir(blobs)
+        # the hash names the final directory: write beside it when it is known, else in blobs/
+        tmp_dir = _real_dir(blobs / sha256[:2]) if sha256 is not None else blobs
+        return _write_verified(run_dir, source, tmp_dir, sha256, size, write)
+
+
+def _write_verified(run_dir, source, tmp_dir: Path, sha256, size, write) -> CommittedBlob:
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".", suffix=TMP_SUFFIX)
+        digest, written = hashlib.sha256(), 0
+        try:
+            pending = None  # hashlib releases the GIL: hash a large chunk on a thread while writing it
+            for chunk in _source_chunks(source):
                 view = memoryview(chunk).cast("B")
                 for start in range(0, len(view), CHUNK):
-                    part = view[start : start + CHUNK]
+                    part = view[start: start + CHUNK]
                     if pending is not None:
                         pending.result()
-                    pending = _hasher().submit(digest.update, part)
-                    fh.write(part)
-                    size += len(part)
+                        pending = None
+                    if len(part) >= THREAD_HASH_BYTES:
+                        pending = _hasher().submit(digest.update, part)
+                    else:
+                        digest.update(part)
+                    _write_all(fd, part, write)
+                    written += len(part)
             if pending is not None:
                 pending.result()
-            os.fsync(fh.fileno())
-        sha = digest.hexdigest()
-        final = blob_path(run_dir, sha)
-        if final.exists():
+            os.fsync(fd)
+            on_disk = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        actual = digest.hexdigest()
+        if on_disk != written:
+            raise BlobIntegrityError(f"blob {actual} holds {on_disk} bytes on disk but {written} were written")
+        if size is not None and written != size:
+            raise BlobIntegrityError(f"blob {sha256 or actual} is {written} bytes, not the {size} expected")
+        if sha256 is not None and actual != sha256:
+            raise BlobIntegrityError(f"the content hashes to {actual}, not to {sha256}")
+        final = blob_path(run_dir, actual)
+        _real_dir(final.parent)
+        created = _publish(tmp, final, written)
+        fsync_dir(final.parent)
+        return CommittedBlob(actual, written, created)
+    finally:
+        if tmp is not None:
             _unlink_quietly(tmp)
-        else:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-        return sha, size
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+
+
+def write_blob(run_dir: Path, chunks) -> tuple[str, int]:
+    """Stream ``chunks`` (bytes-like) into a blob; return (sha256, size)."""
+    blob = commit_blob(run_dir, chunks)
+    return blob.sha256, blob.size
 
 
 _HASHER = None
+_HASHER_LOCK = threading.Lock()
 
 
 def _hasher():
     global _HASHER
-    if _HASHER is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-blob-hash")
-    return _HASHER
+    with _HASHER_LOCK:
+        if _HASHER is None:
+            from concurrent.futures import ThreadPoolExecutor
+            # one thread per core: the server commits several uploads at once
+            _HASHER = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
+                                         thread_name_prefix="tracker-blob-hash")
+        return _HASHER
 
 
 def hash_file(path: Path) -> str:

@@ -1,7 +1,9 @@
 """Journal segments: append-only files of framed records.
 
 A frame is ``[u32 length][u32 crc32][msgpack body]`` (little-endian); the CRC covers the
-length bytes and the body, so a flipped length byte is caught too. A frame that fails its
+length bytes and the body, so a flipped length byte is caught too. Bodies are encoded and
+decoded by :mod:`.records` only; a frame whose checksum holds but whose record breaks the
+schema raises InvalidRecordError with file, offset and field. A frame that fails its
 check with no valid frame after it is a torn tail (a crash during the last append) and is
 ignored; one with valid frames after it is corruption and is reported with file and offset.
 """
@@ -14,17 +16,17 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-import msgpack
-
-from ..errors import CorruptJournalError
+from ..errors import CorruptJournalError, InvalidRecordError
+from . import records
+from .records import Record
 
 HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 SEGMENT_SUFFIX = ".seg"
 
 
-def encode_frame(record: dict) -> bytes:
-    body = msgpack.packb(record, use_bin_type=True)
+def encode_frame(record: Record) -> bytes:
+    body = records.encode(record)
     length = len(body).to_bytes(4, "little")
     crc = zlib.crc32(body, zlib.crc32(length))
     return length + crc.to_bytes(4, "little") + body
@@ -41,7 +43,7 @@ def list_segments(journal_dir: Path) -> list[Path]:
 
 
 def _frame_at(data: memoryview, offset: int):
-    """Return (record, end) for a valid frame at offset, else (None, reason)."""
+    """Return (body, end) for a frame at offset whose checksum holds, else (None, reason)."""
     if offset + HEADER.size > len(data):
         return None, "truncated frame header"
     length, crc = HEADER.unpack_from(data, offset)
@@ -53,22 +55,27 @@ def _frame_at(data: memoryview, offset: int):
     body = data[offset + HEADER.size : end]
     if zlib.crc32(body, zlib.crc32(data[offset : offset + 4])) != crc:
         return None, "CRC mismatch"
-    try:
-        record = msgpack.unpackb(body, raw=False, strict_map_key=False)
-    except Exception as exc:  # a CRC collision on garbage; treat as a bad frame
-        return None, f"undecodable body ({exc})"
-    return record, end
+    return body, end
+
+
+def decode_frame_body(path: Path, offset: int, body) -> Record:
+    """The record of a checked frame; a schema violation names the file, offset and field."""
+    return records.decode(bytes(body), where=f"journal record in {path} at byte offset {offset}")
 
 
 def _has_valid_frame_after(data: memoryview, start: int) -> bool:
     for offset in range(start + 1, len(data) - HEADER.size + 1):
-        record, _ = _frame_at(data, offset)
-        if isinstance(record, dict) and "seq" in record:
+        body, _ = _frame_at(data, offset)
+        if body is not None:
+            try:
+                records.decode(bytes(body))
+            except InvalidRecordError:  # a checksum that holds by chance on garbage
+                continue
             return True
     return False
 
 
-def read_segment(path: Path, *, is_last: bool) -> tuple[list[dict], int]:
+def read_segment(path: Path, *, is_last: bool) -> tuple[list[Record], int]:
     """Read every record of one segment; return (records, offset of the valid end).
 
     A torn tail is tolerated only in the last segment; earlier segments were closed
@@ -76,24 +83,24 @@ def read_segment(path: Path, *, is_last: bool) -> tuple[list[dict], int]:
     """
     with open(path, "rb") as fh:
         data = memoryview(fh.read())
-    records: list[dict] = []
+    out: list[Record] = []
     offset = 0
     while offset < len(data):
-        record, end_or_reason = _frame_at(data, offset)
-        if record is None:
+        body, end_or_reason = _frame_at(data, offset)
+        if body is None:
             if is_last and not _has_valid_frame_after(data, offset):
-                return records, offset
+                return out, offset
             raise CorruptJournalError(path, offset, end_or_reason)
-        records.append(record)
+        out.append(decode_frame_body(path, offset, body))
         offset = end_or_reason
-    return records, offset
+    return out, offset
 
 
-def read_journal(journal_dir: Path) -> Iterator[dict]:
+def read_journal(journal_dir: Path) -> Iterator[Record]:
     segments = list_segments(journal_dir)
     for i, seg in enumerate(segments):
-        records, _ = read_segment(seg, is_last=i == len(segments) - 1)
-        yield from records
+        found, _ = read_segment(seg, is_last=i == len(segments) - 1)
+        yield from found
 
 
 class SegmentWriter:
