@@ -48,3 +48,14 @@ class SlowReducer(PCAReducer):
     def _fit(self, X):
         time.sleep(60)
         return super()._fit(X)
+
+
+class KilledReducer(PCAReducer):
+    """Its process receives SIGKILL mid-fit, exactly what the kernel's OOM killer sends."""
+
+    method = "pca"
+
+    def _fit(self, X):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

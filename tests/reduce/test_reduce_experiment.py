@@ -54,7 +54,7 @@ def test_a_fitted_reducer_transforms_instead_of_refitting(runs_root):
     exp.end()
     (red,) = open_run(exp.run_dir).embeddings[0].reductions
     assert np.array_equal(reducer.components_, components)
-    assert red.fitted_on == {"embedding_id": None, "step": None}
+    assert red.fitted_on.embedding_id is None and red.fitted_on.step is None
     assert np.allclose(red.coords, reducer.transform(X + 1.0), atol=1e-5)
 
 
@@ -70,7 +70,7 @@ def test_one_instance_is_fitted_once_and_reused_across_steps(runs_root, backgrou
     run = open_run(exp.run_dir)
     reds = [e.reductions[0] for e in run.embeddings]
     assert reds[0].fitted_on is None
-    assert all(r.fitted_on == {"embedding_id": handles[0].id, "step": 0} for r in reds[1:])
+    assert all(r.fitted_on.embedding_id == handles[0].id and r.fitted_on.step == 0 for r in reds[1:])
     assert len({r.timeline for r in reds}) == 1 and reds[0].timeline
     assert np.allclose(reds[2].coords, reducer.transform(X + 0.2), atol=1e-4)
 
@@ -79,7 +79,7 @@ def test_background_worker_runs_nonlinear_methods(runs_root):
     X, labels = clusters()
     exp = Experiment(project_name="p", url=str(runs_root))
     exp.log_embedding(X, labels, reduce=["pca", get_reducer("pacmap", num_iters=60, random_state=0)])
-    assert exp._reduction_session.scheduler is not None  # pacmap went to the worker
+    assert exp._reduction_session.process is not None  # pacmap went to the worker process
     exp.end()
     (emb,) = open_run(exp.run_dir).embeddings
     assert sorted(r.method for r in emb.reductions) == ["pacmap", "pca"]

@@ -49,7 +49,7 @@ def test_unchanged_point_stays_and_clusters_move_smoothly(runs_root, method):
     coords = timeline_coords(open_run(exp.run_dir), timeline)
     assert len(coords) == 5
     last = [r for _, r in coords][-1]
-    assert all(r.fitted_on["step"] == 4 and r.fitted_on["embedding_id"] == last.embedding_id for _, r in coords)
+    assert all(r.fitted_on.step == 4 and r.fitted_on.embedding_id == last.embedding_id for _, r in coords)
     # the unchanged point lands on the same coordinates at every step
     assert all(np.array_equal(c[0], coords[-1][0][0]) for c, _ in coords)
     lab = np.array(labels)
@@ -68,8 +68,8 @@ def test_fit_on_all_and_on_a_step(runs_root):
     exp.end()
     run = open_run(exp.run_dir)
     fitted_all = [r for _, r in timeline_coords(run, all_id)]
-    assert {r.fitted_on["step"] for r in fitted_all} == {"all"} and len(fitted_all[0].fitted_on["embedding_ids"]) == 3
-    assert {r.fitted_on["step"] for _, r in timeline_coords(run, one_id)} == {1}
+    assert {r.fitted_on.step for r in fitted_all} == {"all"} and len(fitted_all[0].fitted_on.embedding_ids) == 3
+    assert {r.fitted_on.step for _, r in timeline_coords(run, one_id)} == {1}
 
 
 def test_bad_timeline_arguments(runs_root):
@@ -77,7 +77,7 @@ def test_bad_timeline_arguments(runs_root):
     exp = log_group(runs_root, steps, labels)
     with pytest.raises(InvalidArgumentError, match="fit_on step 9 is not a step of this group; its steps: \\[0, 1\\]"):
         exp.reduce_group("g", method="pca", fit_on=9)
-    with pytest.raises(InvalidArgumentError, match="fit_on must be 'last', 'all' or a step"):
+    with pytest.raises(InvalidArgumentError, match="fit_on must be 'last', 'all', 'each' or a step"):
         exp.reduce_group("g", method="pca", fit_on="first")
     with pytest.raises(InvalidArgumentError, match="no embeddings in group 'h'; its groups: \\['g'\\]"):
         exp.reduce_group("h", method="pca")

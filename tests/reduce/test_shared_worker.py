@@ -20,7 +20,6 @@ from tracker_sdk.errors import InvalidArgumentError
 from tracker_sdk.reduce import get_reducer
 from tracker_sdk.reduce.shared_worker import (KEEP_WARM_ENV, SharedWorker, attach, environment_key, list_workers,
                                               socket_path, stop_workers, worker_dir)
-from tracker_sdk.reduce.worker import WorkerProcess
 from tracker_sdk.runformat import open_run
 
 SCRIPT = """
@@ -33,9 +32,9 @@ rng = np.random.default_rng(0)
 X = np.concatenate([rng.normal(size=(60, 16)) + 8 * i for i in range(3)]).astype(np.float32)
 exp = Experiment(project_name="p", url=sys.argv[1])
 exp.log_embedding(X, [i // 60 for i in range(180)], reduce=get_reducer("pacmap", num_iters=60, random_state=0))
-scheduler = exp._reduction_session.scheduler
+executor = exp._reduction_session.process
 exp.end()
-print(json.dumps({"pid": scheduler.worker_pid, "failures": exp._reduction_session.failures,
+print(json.dumps({"pid": executor.worker_pid, "failures": exp._reduction_session.failures,
                   "run_dir": str(exp.run_dir)}))
 """
 
@@ -113,9 +112,9 @@ def test_a_busy_shared_worker_sends_the_next_client_to_a_private_worker(runs_roo
         X, labels = clusters()
         exp = Experiment(project_name="p", url=str(runs_root))
         exp.log_embedding(X, labels, reduce=get_reducer("pacmap", **FAST["pacmap"]))
-        scheduler = exp._reduction_session.scheduler
+        executor = exp._reduction_session.process
         exp.end()
-        assert scheduler.worker_pid not in (None, holder.pid)
+        assert executor.worker_pid not in (None, holder.pid)
         (emb,) = open_run(exp.run_dir).embeddings
         assert [r.method for r in emb.reductions] == ["pacmap"]
     finally:
@@ -128,8 +127,9 @@ def test_keep_warm_zero_uses_a_private_child_and_no_socket(runs_root, monkeypatc
     X, labels = clusters()
     exp = Experiment(project_name="p", url=str(runs_root))
     exp.log_embedding(X, labels, reduce=get_reducer("pacmap", **FAST["pacmap"]))
-    exp._reduction_session.scheduler.wait(progress=False)
-    assert isinstance(exp._reduction_session.scheduler._worker, WorkerProcess)
+    assert exp._reduction_session.wait(60)
+    executor = exp._reduction_session.process
+    assert executor.worker_pid is not None and not executor.uses_shared_worker
     exp.end()
     assert not list(worker_dir().glob("*.sock"))
 
@@ -181,13 +181,13 @@ def test_the_socket_directory_and_socket_are_private(monkeypatch, tmp_path):
     assert attach() is None
 
 
-def test_the_environment_key_separates_settings_and_import_paths(monkeypatch):
+def test_the_environment_key_separates_settings_but_not_import_paths(monkeypatch):
     key = environment_key()
     monkeypatch.setenv("NUMBA_NUM_THREADS", "1")
     assert environment_key() != key
     monkeypatch.delenv("NUMBA_NUM_THREADS")
-    monkeypatch.syspath_prepend("/some/other/project")
-    assert environment_key() != key
+    monkeypatch.syspath_prepend("/some/other/project")  # scripts in other directories share the worker
+    assert environment_key() == key
 
 
 def test_tracker_worker_lists_and_stops_the_workers(monkeypatch):
@@ -198,7 +198,10 @@ def test_tracker_worker_lists_and_stops_the_workers(monkeypatch):
     listed = subprocess.run([sys.executable, "-m", "tracker_sdk.cli", "worker"], capture_output=True, text=True,
                             timeout=60, check=True).stdout
     assert f"pid {worker.pid}  idle" in listed and "of 60" in listed
-    stopped = subprocess.run([sys.executable, "-m", "tracker_sdk.cli", "worker", "--stop"], capture_output=True,
+    status = subprocess.run([sys.executable, "-m", "tracker_sdk.cli", "worker", "status"], capture_output=True,
+                            text=True, timeout=60, check=True).stdout
+    assert f"pid {worker.pid}  idle" in status and "of 60" in status  # `tracker worker` bare is this
+    stopped = subprocess.run([sys.executable, "-m", "tracker_sdk.cli", "worker", "stop"], capture_output=True,
                              text=True, timeout=60, check=True).stdout
     assert f"pid {worker.pid}  stopping" in stopped
     assert wait_until(lambda: not alive(worker.pid))
@@ -215,9 +218,9 @@ from tracker_sdk import Experiment
 X, labels = clusters()
 exp = Experiment(project_name="p", url=sys.argv[1])
 exp.log_embedding(X, labels, reduce=SlowReducer(), reduce_background=True)
-while exp._reduction_session.scheduler.worker_pid is None:
+while exp._reduction_session.process.worker_pid is None:
     time.sleep(0.01)
-print(exp._reduction_session.scheduler.worker_pid, flush=True)
+print(exp._reduction_session.process.worker_pid, flush=True)
 time.sleep(120)
 """
 
@@ -270,3 +273,54 @@ def test_a_socket_path_too_long_for_unix_sockets_means_a_private_worker_at_once(
     assert attach() is None
     assert time.monotonic() - start < 5  # no wait for a worker that could never listen
     assert not list((deep / "tracker_sdk").glob("*.log"))
+
+
+TRAIN = """
+import sys
+import numpy as np
+from tracker_sdk import Experiment
+from tracker_sdk.reduce import get_reducer
+X = np.random.default_rng(0).normal(size=(200, 16)).astype(np.float32)
+exp = Experiment(project_name="p", url=sys.argv[1])
+exp.log_embedding(X, [i % 4 for i in range(200)], reduce=get_reducer("pca", n_components=2), reduce_background=True)
+exp.end()
+print(exp._reduction_session.process.worker_pid, exp._reduction_session.process.uses_shared_worker)
+"""
+
+
+def worker_processes() -> list[int]:
+    """Live shared-worker processes of this test session, found by their command line (not by asking them)."""
+    runtime = os.environ["XDG_RUNTIME_DIR"]
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "tracker_sdk.reduce.shared_worker" in argv and any(a.startswith(runtime) for a in argv) and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def test_three_scripts_in_a_row_leave_one_worker_and_none_after_the_idle_time(tmp_path):
+    env = dict(os.environ, **{KEEP_WARM_ENV: "3"})
+    pids = []
+    for i in range(3):  # three projects in three directories: one Python environment, so one worker
+        project = tmp_path / f"project{i}"
+        project.mkdir()
+        (project / "train.py").write_text(TRAIN)
+        out = subprocess.run([sys.executable, "train.py", str(tmp_path / "runs")], cwd=project, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        pid, shared = out.stdout.split()
+        assert shared == "True"
+        pids.append(int(pid))
+        assert len(worker_processes()) <= 1 and len(list_workers()) <= 1
+    assert worker_processes() == [pids[-1]]
+    (status,) = list_workers()
+    assert status["pid"] == pids[-1] and status["keep_warm_s"] == 3
+    assert wait_until(lambda: not worker_processes(), timeout=3 + 7)  # gone soon after the idle time
+    assert list_workers() == [] and not list(worker_dir().glob("*.sock"))

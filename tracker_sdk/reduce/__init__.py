@@ -2,10 +2,12 @@
 
 ``get_reducer(name, **params)`` builds one; ``projection_quality`` scores a projection;
 ``reduce_timeline`` fits one reducer on a chosen step of a group and places every other step
-with it; the worker runs reductions in a background process while training goes on.
+with it. ``executor.py`` runs reduction jobs (``tasks.py``) inline, on a thread or in a worker
+process (``worker.py``, ``shared_worker.py``) while training goes on; ``session.py`` is what an
+Experiment uses.
 """
 
-from .base import Reducer, check_input
+from .base import Reducer
 from .pca import PCAReducer
 from .quality import knn_label_scores, projection_quality, trustworthiness
 from .registry import available_reducers, get_reducer
@@ -15,5 +17,5 @@ from .tsne import TSNEReducer
 
 __all__ = [
     "PCAReducer", "PaCMAPReducer", "Reducer", "TSNEReducer", "UMAPReducer", "available_reducers",
-    "check_input", "get_reducer", "knn_label_scores", "projection_quality", "trustworthiness",
+    "get_reducer", "knn_label_scores", "projection_quality", "trustworthiness",
 ]

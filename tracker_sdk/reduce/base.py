@@ -2,46 +2,23 @@
 
 A subclass implements ``_fit(X) -> coordinates`` and ``_transform(X) -> coordinates`` on
 float32 arrays that were already checked; the base class does validation, the
-``NotFittedError`` before fit, the PCA pre-reduction of the nonlinear methods, and the
-shortcut that returns the fitted coordinates when ``transform`` is given the training array.
+``NotFittedError`` before fit, and the shortcut that returns the fitted coordinates when
+``transform`` is given the training array. The nonlinear methods' common PCA pre-reduction
+is in ``nonlinear.py`` (so this base never imports a concrete reducer).
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
-import os
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_vectors
 from ..errors import InvalidArgumentError, MissingDependencyError, NotFittedError
 
 METRICS = ("euclidean", "cosine")
-
-
-def check_input(vectors, argument: str = "vectors") -> np.ndarray:
-    """Return ``vectors`` as a C-contiguous float32 array (n_samples, n_features)."""
-    from .._convert import to_numpy
-
-    try:
-        array = to_numpy(vectors)
-    except Exception as exc:
-        raise InvalidArgumentError(f"{argument} must be an array-like of numbers; got {type(vectors).__name__} ({exc})") from None
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise InvalidArgumentError(f"{argument} must hold numbers; got an array of dtype {array.dtype}")
-    if array.ndim != 2:
-        hint = ". For a single sample use vectors.reshape(1, -1)" if array.ndim == 1 else ""
-        raise InvalidArgumentError(f"{argument} must be 2D (n_samples, n_features); got shape {array.shape}{hint}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise InvalidArgumentError(f"{argument} must have at least one row and one column; got shape {array.shape}")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise InvalidArgumentError(f"{argument} must be finite to be reduced; got {array[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
-    return array
 
 
 def fingerprint(array: np.ndarray) -> tuple:
@@ -49,65 +26,18 @@ def fingerprint(array: np.ndarray) -> tuple:
     return tuple(array.shape), zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
-def numba_cache_dir() -> Path:
-    """Where numba keeps compiled UMAP/PaCMAP code between processes (a user cache dir)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tracker_sdk" / "numba"
-
-
-def use_numba_cache() -> None:
-    """Point numba at a writable user cache before it is first imported (a no-op after)."""
-    if "NUMBA_CACHE_DIR" not in os.environ:
-        path = numba_cache_dir()
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return
-        os.environ["NUMBA_CACHE_DIR"] = str(path)
-
-
-#: packages whose numba functions the SDK keeps in the on-disk cache
-NUMBA_PACKAGES = ("umap", "pynndescent", "pacmap")
-
-
-def cache_numba_functions() -> int:
-    """Turn on numba's on-disk cache for the not-yet-compiled functions of NUMBA_PACKAGES.
-
-    umap-learn declares its hot functions (``fast_knn_indices``, ``smooth_knn_dist``, the
-    layout epoch, ...) without ``cache=True``, so every fresh process compiled them again:
-    10-60 s of a UMAP fit. Enabling the cache on those dispatchers before their first call
-    lets a second process load them instead (measured in benchmarks/reduce.py). Returns how
-    many functions were switched on; safe to call any number of times.
-    """
-    if "numba" not in sys.modules:
-        return 0
-    from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
-
-    switched = 0
-    for name, module in list(sys.modules.items()):
-        if module is None or name.split(".", 1)[0] not in NUMBA_PACKAGES:
-            continue
-        for value in list(vars(module).values()):
-            if isinstance(value, Dispatcher) and isinstance(value._cache, NullCache) and not value.overloads:
-                try:
-                    value.enable_caching()
-                except Exception:  # no cache locator for this function's file: it compiles as before
-                    continue
-                switched += 1
-    return switched
-
-
 def import_optional(module: str, package: str, feature: str):
     """Import an optional library, with numba pointed at the user cache and caching its code."""
     import importlib
 
-    use_numba_cache()
+    from . import _numba_cache
+
+    _numba_cache.use_cache_dir()
     try:
         imported = importlib.import_module(module)
     except ImportError:
         raise MissingDependencyError(package, "reduce", feature) from None
-    cache_numba_functions()
+    _numba_cache.cache_functions()
     return imported
 
 
@@ -161,6 +91,29 @@ class Reducer:
     def is_fitted(self) -> bool:
         return hasattr(self, "embedding_")
 
+    def fitted_state(self) -> dict:
+        """The fitted attributes (names ending in ``_``): what ``fit`` adds to the parameters."""
+        return {name: value for name, value in vars(self).items() if name.endswith("_") and not name.startswith("__")}
+
+    def adopt_fitted(self, fitted: "Reducer") -> "Reducer":
+        """Take the fitted state of ``fitted``, a copy of this reducer fitted elsewhere; returns self.
+
+        This is how a reducer that the background worker fitted reaches the caller's instance:
+        the Experiment calls it on the caller's own thread (at the next ``log_embedding``,
+        ``reduce_group`` or ``end()``), never from the worker's thread. Only attributes ending
+        in ``_`` are copied, and only from a reducer of the same class and parameters.
+        """
+        if type(fitted) is not type(self) or not fitted.is_fitted:
+            raise InvalidArgumentError(f"fitted must be a fitted {type(self).__name__}; got "
+                                       f"{'an unfitted ' if isinstance(fitted, Reducer) else ''}{type(fitted).__name__}")
+        if fitted.get_params() != self.get_params():
+            raise InvalidArgumentError(f"fitted has parameters {fitted.get_params()} but this reducer has "
+                                       f"{self.get_params()}; its state does not belong here")
+        for name in list(self.fitted_state()):
+            delattr(self, name)
+        vars(self).update(fitted.fitted_state())
+        return self
+
     def _check_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(vectors) before transform")
@@ -168,7 +121,7 @@ class Reducer:
     def fit(self, vectors, y=None) -> "Reducer":
         """Fit on vectors (n_samples, n_features); the training coordinates are in ``embedding_``."""
         self.check_params()
-        X = check_input(vectors)
+        X = check_vectors(vectors)
         if X.shape[0] < self.min_samples:
             raise InvalidArgumentError(f"{self.method} needs at least {self.min_samples} rows of vectors to fit; got {X.shape[0]}")
         self.n_features_in_ = X.shape[1]
@@ -181,7 +134,7 @@ class Reducer:
     def transform(self, vectors) -> np.ndarray:
         """Coordinates (n_samples, n_components) of new vectors in the fitted projection."""
         self._check_fitted()
-        X = check_input(vectors)
+        X = check_vectors(vectors)
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgumentError(
                 f"vectors has {X.shape[1]} features but this {type(self).__name__} was fitted on {self.n_features_in_}")
@@ -209,37 +162,3 @@ class Reducer:
 
     def _transform(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-class NonlinearReducer(Reducer):
-    """Shared by t-SNE, UMAP and PaCMAP: optional unit-normalising (cosine) and PCA to
-    ``pca_components`` dimensions first, which keeps their neighbour search cheap."""
-
-    min_samples = 10
-
-    def check_params(self) -> None:
-        super().check_params()
-        p = self.pca_components
-        if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 2):
-            raise InvalidArgumentError(f"{self.method} pca_components must be an int >= 2 or None; got {p!r}")
-
-    def _normalise(self, X: np.ndarray) -> np.ndarray:
-        if self.metric == "cosine":
-            X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        return X
-
-    def _preprocess_fit(self, X: np.ndarray) -> np.ndarray:
-        X = self._normalise(X)
-        self.pre_pca_ = None
-        if self.pca_components is not None and X.shape[1] > self.pca_components and X.shape[0] > self.pca_components:
-            from .pca import PCAReducer
-
-            self.pre_pca_ = PCAReducer(n_components=self.pca_components)
-            X = self.pre_pca_.fit_transform(X)
-        return np.ascontiguousarray(X, dtype=np.float32)
-
-    def _preprocess(self, X: np.ndarray) -> np.ndarray:
-        X = self._normalise(X)
-        if self.pre_pca_ is not None:
-            X = self.pre_pca_.transform(X)
-        return np.ascontiguousarray(X, dtype=np.float32)

@@ -11,7 +11,8 @@ import threading
 
 import numpy as np
 
-from .base import NonlinearReducer, import_optional
+from .base import import_optional
+from .nonlinear import NonlinearReducer
 
 _SEED_LOCK = threading.Lock()
 

@@ -1,7 +1,10 @@
 """PCAReducer: PCA through an eigendecomposition of the covariance (or Gram) matrix.
 
-One BLAS product plus a small symmetric eigenproblem is several times faster than a full
-SVD of the data and gives the same components (signs fixed as scikit-learn fixes them).
+The covariance comes from one float32 ``syrk`` over X, or over row blocks centred on the
+mean for data far from zero (never a copy of X, which may be a memory-mapped blob); only the
+top ``n_components`` eigenpairs are computed, and the total variance comes from the trace. Very wide data (where ``n * d**2`` flops would dominate) goes
+through a randomized subspace iteration on the implicitly centred X instead. The components
+are those of an exact SVD (signs fixed as scikit-learn fixes them).
 """
 
 from __future__ import annotations
@@ -14,8 +17,93 @@ from ..errors import InvalidArgumentError
 from .base import Reducer
 
 
-#: rows centred at a time while the covariance is accumulated
-_BLOCK_ROWS = 16_384
+#: rows centred at a time while the covariance of far-from-zero data is accumulated (a block stays
+#: in cache); also the rows that estimate the spread
+_BLOCK_ROWS = 4096
+#: wider than this (and with fewer components than a tenth of it), the randomized path wins
+_RANDOMIZED_MIN_FEATURES = 1500
+#: extra dimensions, iteration cap and relative tolerance on the top Ritz values of the randomized path
+_OVERSAMPLES, _MAX_ITERATIONS, _RITZ_TOL = 12, 40, 1e-7
+#: iteration cap and relative residual tolerance of the small symmetric eigenproblem
+_EIG_MAX_ITERATIONS, _EIG_TOL = 60, 1e-10
+
+
+def _scatter(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (d,) float64, centred scatter matrix (d, d) float64), never copying X.
+
+    When the mean is small next to the spread (the usual case for embeddings), one ``syrk``
+    over X (``X.T @ X``) minus ``n * mean mean^T`` loses at most a bit of float32 precision,
+    and one BLAS call is what runs fastest on a busy machine. Otherwise the rows are centred
+    in blocks (a column of ones rides along, so the same ``syrk`` also yields the exact
+    offset of the float32 centre), which keeps far-from-zero data exact.
+    """
+    n, d = X.shape
+    mean = X.mean(axis=0, dtype=np.float64)
+    spread = float(X[:_BLOCK_ROWS].var(axis=0, dtype=np.float64).sum())
+    if mean @ mean <= spread:
+        scatter = (X.T @ X).astype(np.float64)  # numpy runs a.T @ a as one syrk
+        scatter -= n * np.outer(mean, mean)
+        return mean, scatter
+    shift = mean.astype(np.float32)
+    product = np.zeros((d + 1, d + 1), dtype=np.float64)
+    buffer = np.empty((min(n, _BLOCK_ROWS), d + 1), dtype=np.float32)
+    buffer[:, d] = 1.0
+    for start in range(0, n, _BLOCK_ROWS):
+        rows = X[start:start + _BLOCK_ROWS]
+        block = buffer[:len(rows)]
+        np.subtract(rows, shift, out=block[:, :d])
+        product += block.T @ block
+    scatter, offset = product[:d, :d], product[d, :d] / n
+    scatter -= n * np.outer(offset, offset)
+    return shift + offset, scatter
+
+
+def _top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues (descending) and their eigenvectors (columns) of a symmetric matrix.
+
+    Subspace iteration with Rayleigh-Ritz until every residual ``|S v - theta v|`` is below
+    ``_EIG_TOL * theta_1`` (a few products with the small matrix, instead of the full
+    eigendecomposition of LAPACK, which numpy has only whole); LAPACK when the spectrum is too
+    flat for that to converge quickly.
+    """
+    m = len(matrix)
+    width = min(m, k + _OVERSAMPLES)
+    if 4 * width < m:
+        q, _ = np.linalg.qr(matrix @ np.random.default_rng(0).standard_normal((m, width)))
+        for _ in range(_EIG_MAX_ITERATIONS):
+            z = matrix @ q
+            theta, u = np.linalg.eigh(q.T @ z)
+            theta, u = theta[::-1][:k], u[:, ::-1][:, :k]
+            vectors = q @ u
+            residual = np.linalg.norm(z @ u - vectors * theta, axis=0)
+            if residual.max() <= _EIG_TOL * abs(theta[0]):
+                return theta, vectors
+            q, _ = np.linalg.qr(z)
+    values, vectors = np.linalg.eigh(matrix)
+    return values[::-1][:k], vectors[:, ::-1][:, :k]
+
+
+def _randomized(X: np.ndarray, mean: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (eigenvalues of the scatter matrix, components (k, d)) by subspace iteration on X - mean.
+
+    X is never centred in memory (``(X - mean) @ Q = X @ Q - mean @ Q``). Iteration stops when
+    the top-k Ritz values, read off the small R factor, change by less than ``_RITZ_TOL``.
+    """
+    n, d = X.shape
+    width = min(k + _OVERSAMPLES, d, n)
+    mean32 = mean.astype(np.float32)
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)).astype(np.float32))
+    previous = None
+    for iteration in range(_MAX_ITERATIONS):
+        y, r = np.linalg.qr(X @ q - mean32 @ q)  # (X - mean) q = y r, so q.T S q = r.T r
+        ritz = np.linalg.svd(r.astype(np.float64), compute_uv=False)[:k] ** 2
+        if previous is not None and np.all(np.abs(ritz - previous) <= _RITZ_TOL * ritz[0]):
+            break
+        previous = ritz
+        q, _ = np.linalg.qr(X.T @ y - np.outer(mean32, y.sum(axis=0)))  # (X - mean).T y
+    r = r.astype(np.float64)
+    values, vectors = _top_eigh(r.T @ r, k)
+    return values, (q.astype(np.float64) @ vectors).T
 
 
 class PCAReducer(Reducer):
@@ -62,32 +150,32 @@ class PCAReducer(Reducer):
         if k > min(n, d):
             raise InvalidArgumentError(
                 f"pca n_components must be at most min(n_samples, n_features) = {min(n, d)}; got {k}")
-        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        if d <= n:
-            # centred in row blocks: never a second copy of X (it may be a memory-mapped blob)
-            cov = np.zeros((d, d), dtype=np.float64)
-            for start in range(0, n, _BLOCK_ROWS):
-                block = X[start:start + _BLOCK_ROWS] - mean
-                cov += block.T @ block
-            values, vectors = np.linalg.eigh(cov)
-            order = np.argsort(values)[::-1]
-            values, components = values[order], vectors[:, order[:k]].T
+        if d <= n and (d < _RANDOMIZED_MIN_FEATURES or 10 * k > d):
+            mean, scatter = _scatter(X)
+            values, components = _top_eigh(scatter, k)
+            components = components.T
+            total = float(np.trace(scatter))
+        elif d <= n:  # very wide: n * d**2 flops of the scatter matrix would dominate
+            mean = X.mean(axis=0, dtype=np.float64)
+            values, components = _randomized(X, mean, k, 0)
+            total = float(np.einsum("ij,ij->", X, X, dtype=np.float64) - n * mean @ mean)
         else:  # fewer rows than features: the n x n Gram matrix is the smaller problem
-            Xc = X - mean
+            mean = X.mean(axis=0, dtype=np.float64)
+            Xc = X - mean.astype(np.float32)
             gram = (Xc @ Xc.T).astype(np.float64)
-            values, u = np.linalg.eigh(gram)
-            order = np.argsort(values)[::-1]
-            values, u = values[order], u[:, order[:k]]
-            components = (u.T @ Xc.astype(np.float64)) / np.sqrt(np.maximum(values[:k], 1e-300))[:, None]
+            values, u = _top_eigh(gram, k)
+            components = (u.T @ Xc.astype(np.float64)) / np.sqrt(np.maximum(values, 1e-300))[:, None]
+            total = float(np.trace(gram))
+        mean = mean.astype(np.float32)
         values = np.maximum(values, 0.0) / max(n - 1, 1)
+        total = max(total, 0.0) / max(n - 1, 1)
         # sign convention of scikit-learn: the largest-magnitude loading of each component is positive
         signs = np.sign(components[np.arange(k), np.argmax(np.abs(components), axis=1)])
         components = components * np.where(signs == 0, 1.0, signs)[:, None]
-        total = values.sum()
         self.mean_ = mean
         self.components_ = components.astype(np.float32)
-        self.explained_variance_ = values[:k].copy()
-        self.explained_variance_ratio_ = values[:k] / total if total > 0 else np.zeros(k)
+        self.explained_variance_ = values.copy()
+        self.explained_variance_ratio_ = values / total if total > 0 else np.zeros(k)
         return self._transform(X)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:

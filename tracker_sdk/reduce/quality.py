@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.neighbors import exact_knn
+from ..analysis.neighbors import knn_graph
 from ..errors import InvalidArgumentError
 
 MAX_SAMPLES = 5000
@@ -23,18 +23,7 @@ def sample_rows(n: int, max_samples: int = MAX_SAMPLES, seed: int = 0) -> np.nda
 
 def projected_knn(coords: np.ndarray, k: int) -> np.ndarray:
     """Indices (n, k) of each point's k nearest neighbours in a 2-D/3-D projection (self excluded)."""
-    try:
-        from scipy.spatial import cKDTree
-    except ImportError:  # scipy comes with the reduce extra; the exact search needs only numpy
-        return exact_knn(coords, np.arange(coords.shape[0]), k=k)[0]
-    y = np.asarray(coords, dtype=np.float64)
-    _, idx = cKDTree(y).query(y, k=k + 1)
-    idx = np.asarray(idx)
-    own = idx == np.arange(y.shape[0])[:, None]
-    # drop self (or, for duplicate points, the last column) so k neighbours remain
-    keep = ~own
-    keep[~own.any(axis=1), -1] = False
-    return idx[keep].reshape(y.shape[0], k)
+    return knn_graph(coords, k)[0]
 
 
 def _sq_distances(x: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:

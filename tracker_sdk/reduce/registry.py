@@ -31,12 +31,24 @@ def reducer_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def get_reducer(name: str, **params) -> Reducer:
+def get_reducer(name: str, *args, **params) -> Reducer:
     """A new, unfitted reducer: ``get_reducer("umap", n_components=2, random_state=0)``.
 
     Unknown names list the available ones, unknown parameters list the valid ones, and bad
-    values are reported here rather than at fit time.
+    values are reported here rather than at fit time. Parameters are keyword arguments only;
+    a positional dict (``get_reducer("umap", {"n_neighbors": 5})``) is refused with the
+    keyword form to use instead of Python's bare ``TypeError``.
     """
+    if args:
+        given = args[0] if len(args) == 1 and isinstance(args[0], dict) else None
+        if given and all(isinstance(k, str) and k.isidentifier() for k in given):
+            keywords = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        else:
+            keywords = "n_components=2, random_state=0"
+        got = ", ".join(repr(a) for a in args)
+        raise InvalidArgumentError(f"params: get_reducer takes the reducer's parameters as keyword arguments, "
+                                   f"e.g. get_reducer({name!r}, {keywords}) (or **params for a dict); "
+                                   f"got {len(args)} positional argument(s) after name: {got}")
     cls = reducer_class(name)
     valid = cls._param_names()
     unknown = sorted(set(params) - set(valid))

@@ -7,13 +7,18 @@ beyond 4,096 rows) compiles again in each new process, 15-25 s; importing scikit
 numba and the library costs 2-3 s more. A second training script that finds the previous
 worker still running pays none of it (``benchmarks/reduce.py --sdk-flow``).
 
-How: one worker per user and environment (Python, tracker_sdk source, import path and the
-thread/numba settings, hashed into the socket's name) listens on a Unix socket in a private
-directory (mode 0700; the peer's uid is checked on both ends). A client sends a hello and
-the worker answers ``{"ready": True, "pid": ...}``, then runs that client's jobs exactly like
-a private worker (``worker.serve``). It serves one client at a time: another client gets
+How: at most one worker per user and Python environment (the interpreter, where tracker_sdk
+is installed, and the thread/numba settings, hashed into the names of its files). It holds
+an exclusive ``flock`` on ``<key>.lock`` (which also holds its pid) for its whole life, so a
+second one cannot start, and ``tracker worker status`` knows a worker from a stale socket.
+It listens on a Unix socket in a private directory (mode 0700; the peer's uid is checked on
+both ends). A client sends a hello (its import path and a stamp of the tracker_sdk source)
+and the worker answers ``{"ready": True, "pid": ...}``, then runs that client's jobs exactly
+like a private worker (``worker.serve``); the client's import path is removed again after
+it, with the modules imported from it. A worker started before the client's tracker_sdk
+source last changed answers ``{"stale": True}`` and exits (a new one starts). It serves one client at a time: another client gets
 ``{"busy": True}`` at once and starts a private worker. With no client for
-``TRACKER_REDUCE_KEEP_WARM`` seconds (default 600; 0 turns the shared worker off) it exits
+``TRACKER_REDUCE_KEEP_WARM`` seconds (default 60; 0 turns the shared worker off) it exits
 and removes its socket.
 """
 
@@ -37,10 +42,14 @@ import time
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .worker import _recv, _send, apply_hello, lower_priority, serve
+from .worker import WorkerDied, apply_hello, lower_priority, serve
+from .worker import recv as _recv
+from .worker import send as _send
 
+#: the installed tracker_sdk package (found from this file: importing the package here would be a cycle)
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 KEEP_WARM_ENV = "TRACKER_REDUCE_KEEP_WARM"
-DEFAULT_KEEP_WARM = 600.0
+DEFAULT_KEEP_WARM = 60.0
 #: how long a client waits for a worker it started to listen
 START_TIMEOUT = 20.0
 _CRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
@@ -87,15 +96,22 @@ def client_sys_path() -> list[str]:
 
 
 def environment_key() -> str:
-    """What a worker must share with a client to run its jobs exactly as a private worker would."""
-    import tracker_sdk
+    """The Python environment a worker serves: interpreter, tracker_sdk's location, thread/numba settings.
 
-    package = Path(tracker_sdk.__file__).resolve().parent
-    newest = max((p.stat().st_mtime_ns for p in package.rglob("*.py")), default=0)
+    Not the client's import path: scripts in different directories share one worker (their
+    paths travel in the hello). Not the source either: see ``source_stamp``.
+    """
+    package = PACKAGE_DIR
     settings = sorted((k, v) for k, v in os.environ.items()
                       if k.startswith(("NUMBA_", "OMP_", "MKL_", "OPENBLAS_")) or k in ("XDG_CACHE_HOME", "HOME"))
-    parts = [sys.executable, sys.version, str(package), str(newest), repr(settings), repr(client_sys_path())]
+    parts = [sys.executable, sys.prefix, sys.version, str(package), repr(settings)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def source_stamp() -> int:
+    """The newest modification time of tracker_sdk's source: a worker older than its client retires."""
+    package = PACKAGE_DIR
+    return max((p.stat().st_mtime_ns for p in package.rglob("*.py")), default=0)
 
 
 def socket_path() -> Path:
@@ -111,20 +127,22 @@ def _peer(sock: socket.socket) -> tuple[int, int]:
 class SharedWorker:
     """A client's connection to the shared worker; the Scheduler's worker while it lasts."""
 
+    shared = True
+
     def __init__(self, sock: socket.socket, reader, writer, pid: int, path: Path):
         self.sock, self.reader, self.writer, self.pid, self.path = sock, reader, writer, pid, path
         self._dead = False
 
-    def call(self, job: dict) -> dict:
+    def call(self, job) -> dict:
+        """Send one job and wait for its reply; raises WorkerDied when the worker ends meanwhile."""
         try:
             _send(self.writer, job)
             return _recv(self.reader)
         except (EOFError, OSError):
             self._dead = True
             self._close_socket()
-            return {"ok": False, "died": True,
-                    "error": f"the shared reduction worker process (pid {self.pid}) died during the job "
-                             f"(a crash, or out of memory?); its log: {self.path.with_suffix('.log')}"}
+            raise WorkerDied(f"the shared reduction worker process (pid {self.pid}) died during the job "
+                             f"(a crash, or out of memory?); its log: {self.path.with_suffix('.log')}") from None
 
     def alive(self) -> bool:
         return not self._dead
@@ -183,16 +201,14 @@ def _connect(path: Path, hello: dict, timeout: float = 10.0):
     for closeable in (reader, writer, sock):
         if closeable is not None:
             closeable.close()
-    return "busy" if reply.get("busy") else "absent" if reply.get("hung_up") else None
+    return "busy" if reply.get("busy") else "absent" if reply.get("hung_up") or reply.get("stale") else None
 
 
 def _start(path: Path, keep_warm: float) -> bool:
     """Start a worker for ``path`` in its own session; it detaches at once (no zombie left to reap).
     False when the starter itself failed (its error is in the log)."""
-    import tracker_sdk
-
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    root = str(Path(tracker_sdk.__file__).resolve().parent.parent)
+    root = str(PACKAGE_DIR.parent)
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     log_path = path.with_suffix(".log")
     if log_path.exists() and log_path.stat().st_size > 1 << 20:
@@ -215,7 +231,7 @@ def attach(warm=(), keep_warm: float | None = None) -> SharedWorker | None:
         return None
     if len(os.fsencode(path)) >= MAX_SOCKET_PATH:
         return None  # too long for a Unix socket address
-    hello = {"sys_path": client_sys_path(), "warm": list(warm)}
+    hello = {"sys_path": client_sys_path(), "warm": list(warm), "stamp": source_stamp()}
     found = _connect(path, hello)
     if found == "absent":
         try:
@@ -249,26 +265,62 @@ def _command(path: Path, command: str, timeout: float = 5.0) -> dict | None:
         sock.close()
 
 
+def _lock_holder(lock_path: Path) -> int | None:
+    """The pid written in a worker's lock file while that worker holds the lock, else None."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held: a live worker
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def list_workers() -> list[dict]:
-    """Status of every shared worker of this user (any environment): pid, state, idle time, clients."""
+    """Status of every shared worker of this user (any environment): pid, state, idle time, clients.
+
+    A worker is one that holds its lock file; a socket without a held lock is not counted.
+    """
     try:
         directory = worker_dir()
     except OSError:
         return []
     found = []
-    for path in sorted(directory.glob("*.sock")):
-        status = _command(path, "status")
-        if status is not None:
-            found.append({"socket": str(path), **status})
+    for lock_path in sorted(directory.glob("*.lock")):
+        pid = _lock_holder(lock_path)
+        if pid is None:
+            continue
+        path = lock_path.with_suffix(".sock")
+        status = _command(path, "status") or {"pid": pid, "busy": None, "idle_s": None, "keep_warm_s": None,
+                                              "clients_served": None, "started": None, "libraries": [],
+                                              "python": None, "unreachable": True}
+        found.append({"socket": str(path), "lock": str(lock_path), **status})
     return found
 
 
 def stop_workers() -> list[dict]:
     """Ask every shared worker of this user to exit (after the job it is running); returns their status."""
+    import signal
+
     stopped = []
     for status in list_workers():
         if _command(Path(status["socket"]), "stop") is not None:
             stopped.append(status)
+        elif status["pid"] > 0:  # holds the lock but does not answer: ours (a 0700 directory), so end it
+            try:
+                os.kill(status["pid"], signal.SIGTERM)
+                stopped.append(status)
+            except OSError:
+                pass
     return stopped
 
 
@@ -276,9 +328,9 @@ def stop_workers() -> list[dict]:
 class _Server:
     """Accepts clients on a thread; the main thread serves them one at a time."""
 
-    def __init__(self, listener: socket.socket, keep_warm: float):
-        self.listener, self.keep_warm = listener, keep_warm
-        self.lock = threading.Lock()
+    def __init__(self, listener: socket.socket, keep_warm: float, stamp: int = 0):
+        self.listener, self.keep_warm, self.stamp = listener, keep_warm, stamp
+        self.lock = threading.Condition()
         self.busy = False
         self.stopping = False
         self.clients = 0
@@ -310,11 +362,16 @@ class _Server:
             hello = _recv(reader)
             with self.lock:
                 command = hello.get("command")
+                if command is None and self.busy:  # a client that just said goodbye is finishing up
+                    self.lock.wait_for(lambda: not self.busy, timeout=1.0)
                 if command == "status":
                     reply = self._status()
                 elif command == "stop":
                     self.stopping = True
                     reply = {"stopping": True, **self._status()}
+                elif hello.get("stamp", self.stamp) > self.stamp:
+                    self.stopping = True  # built from older source than this client: retire, a fresh one starts
+                    reply = {"stale": True}
                 elif self.busy or self.stopping:
                     reply = {"busy": True}
                 else:
@@ -344,11 +401,14 @@ class _Server:
         try:
             conn.settimeout(None)
             _send(writer, {"ready": True, "pid": os.getpid()})
+            base_path, base_modules = list(sys.path), set(sys.modules)
             apply_hello(hello)
             serve(reader, writer, guard=lambda: _exit_if_client_leaves(conn))
         except (OSError, EOFError):
             pass  # the client went away
         finally:
+            if "base_path" in locals():
+                _forget_client_paths(base_path, base_modules)
             for closeable in (reader, writer, conn):
                 try:
                     closeable.close()
@@ -359,6 +419,17 @@ class _Server:
                 self.busy = False
                 self.clients += 1
                 self.last_active = time.monotonic()
+                self.lock.notify_all()
+
+
+def _forget_client_paths(base_path: list[str], base_modules: set[str]) -> None:
+    """Undo a client's import path: the next client, from another directory, must not import its modules."""
+    added = [os.path.abspath(p) for p in sys.path if p not in base_path]
+    sys.path[:] = base_path
+    for name in set(sys.modules) - base_modules:
+        origin = getattr(sys.modules.get(name), "__file__", None) or ""
+        if any(os.path.abspath(origin).startswith(prefix + os.sep) for prefix in added):
+            del sys.modules[name]
 
 
 @contextlib.contextmanager
@@ -398,6 +469,10 @@ def _worker_main(path: Path, keep_warm: float) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # a live worker already serves this environment
+    lock.truncate(0)
+    lock.write(str(os.getpid()).encode())
+    lock.flush()
+    stamp = source_stamp()
     lower_priority()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -407,7 +482,7 @@ def _worker_main(path: Path, keep_warm: float) -> int:
         listener.listen(16)
         print(f"tracker_sdk shared reduction worker pid {os.getpid()} serving {path}, "
               f"keep warm {keep_warm:g} s", flush=True)
-        _Server(listener, keep_warm).run()
+        _Server(listener, keep_warm, stamp).run()
     finally:
         path.unlink(missing_ok=True)  # ours: we hold the lock, no one else binds this path
         listener.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NonlinearReducer, import_optional
+from .base import import_optional
+from .nonlinear import NonlinearReducer
 
 
 class TSNEReducer(NonlinearReducer):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-from .base import NonlinearReducer, import_optional
+from .base import import_optional
+from .nonlinear import NonlinearReducer
 
 
 class UMAPReducer(NonlinearReducer):
