@@ -3,7 +3,9 @@
 Per request it draws one of: ``pass``; ``503`` or ``429`` answered by the proxy itself with
 a ``Retry-After``; ``reset`` (TCP RST before anything is forwarded); ``drop_ack`` (the
 request is forwarded, the server commits it, and the client gets a reset instead of the
-answer). Every decision is logged with its time so tests can check what the client did.
+answer); ``corrupt`` (one byte of a blob body, a PUT or PATCH of blob bytes, is flipped on
+the way; other requests pass). Every decision is logged with its time so tests can check
+what the client did.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ class FaultProxy:
                 length = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
                 body = handler.rfile.read(length) if length else b""
                 fault = self._choose(method, path)
+                if fault == "corrupt" and body and method in ("PUT", "PATCH") and ("/blobs/" in path
+                                                                                or "/uploads/" in path):
+                    flipped = bytearray(body)
+                    flipped[len(flipped) // 2] ^= 0x01
+                    body = bytes(flipped)
                 if fault == "reset":
                     self._reset(handler)
                     return

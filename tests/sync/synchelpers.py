@@ -33,7 +33,7 @@ def assert_same_run(local_dir: Path, server_root: Path) -> None:
     local = open_run(local_dir)
     remote_dir = Path(server_root) / local.project / local.run_id
     remote = open_run(remote_dir)
-    raw_seqs = [r["seq"] for r in journal.read_journal(remote_dir / "journal")]
+    raw_seqs = [r.seq for r in journal.read_journal(remote_dir / "journal")]
     assert raw_seqs == list(range(len(local.records))), "server journal must hold each seq once, in order"
     assert remote.records == local.records
     assert set(remote.blob_refs()) == set(local.blob_refs())

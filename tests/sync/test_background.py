@@ -118,7 +118,7 @@ def test_refused_run_is_reported_not_retried(server, tmp_path, monkeypatch, capl
         keyed.stop()
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert re.search(r"refused with 40[13]", text)
-    assert "the server refused run p/" in text
+    assert f"{keyed.url} refused run p/" in text
     assert "--api-key YOUR_API_KEY" in text and "wrong-key" not in text
 
 

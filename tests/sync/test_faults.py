@@ -4,7 +4,7 @@ server committed: the server ends with every record once and every blob intact."
 import threading
 
 from tracker_sdk.errors import ServerUnavailableError
-from tracker_sdk.sync.http import Client
+from tracker_sdk.sync.http import HTTPBackend
 from tracker_sdk.sync.retry import RetryPolicy
 from tracker_sdk.sync.uploader import Uploader
 
@@ -30,9 +30,9 @@ def test_faults_lose_nothing_and_duplicate_nothing(server, tmp_path):
     proxy = FaultProxy(server.port, {"503": 0.1, "429": 0.02, "reset": 0.1, "drop_ack": 0.15},
                        seed=7, retry_after_429="1").start()
     try:
-        client = Client(proxy.url, retry=FAST)
-        # 1500x32 float32 vectors are 192 KB: above the threshold, so they go up in 64 KB chunks
-        uploader = Uploader(client, run_dir, batch_records=25, chunk_threshold=100_000, chunk_size=64_000)
+        # 1500x32 float32 vectors are 192 KB: above the threshold, so they go up in chunks
+        backend = HTTPBackend(proxy.url, retry=FAST, chunk_threshold=100_000, chunk_size=64_000)
+        uploader = Uploader(backend, run_dir, batch_records=25)
         _upload_until_done(uploader)
     finally:
         proxy.stop()
@@ -54,8 +54,8 @@ def test_two_uploaders_of_one_run_at_once_store_one_copy(server, tmp_path):
 
     def upload():
         try:
-            uploader = Uploader(Client(server.url, retry=FAST), run_dir, batch_records=20,
-                                chunk_threshold=100_000, chunk_size=50_000)
+            backend = HTTPBackend(server.url, retry=FAST, chunk_threshold=100_000, chunk_size=50_000)
+            uploader = Uploader(backend, run_dir, batch_records=20)
             _upload_until_done(uploader)
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)

@@ -7,7 +7,8 @@ import pytest
 from tracker_sdk.errors import CorruptJournalError
 from tracker_sdk.runformat import RunWriter
 from tracker_sdk.runformat.journal import encode_frame, list_segments
-from tracker_sdk.sync.uploader import JournalTail, SyncState, record_blob_refs
+from tracker_sdk.runformat.records import EndRecord, MetricRecord, OtherRecord
+from tracker_sdk.sync.uploader import JournalTail, SyncState
 
 
 def test_tail_returns_each_record_once_as_the_writer_appends(tmp_path):
@@ -15,50 +16,50 @@ def test_tail_returns_each_record_once_as_the_writer_appends(tmp_path):
     tail = JournalTail(tmp_path / "run" / "journal")
     assert tail.read_new() == []
     for i in range(5):
-        writer.append("metric", {"name": "loss", "value": i})
-    assert [r["seq"] for r in tail.read_new()] == [0, 1, 2, 3, 4]
+        writer.append(MetricRecord(name="loss", value=i))
+    assert [r.seq for r in tail.read_new()] == [0, 1, 2, 3, 4]
     assert tail.read_new() == []
-    writer.append("metric", {"name": "loss", "value": 5})
-    assert [r["value"] for r in tail.read_new()] == [5]
+    writer.append(MetricRecord(name="loss", value=5))
+    assert [r.value for r in tail.read_new()] == [5]
     writer.close()
     # a second session of the same run writes a new segment; the tail moves on to it
     writer = RunWriter(tmp_path / "run")
-    writer.append("end", {"status": "finished"})
+    writer.append(EndRecord())
     writer.close()
     assert len(list_segments(tmp_path / "run" / "journal")) == 2
-    assert [r["seq"] for r in tail.read_new(final=True)] == [6]
+    assert [r.seq for r in tail.read_new(final=True)] == [6]
 
 
 def test_half_written_frame_waits_for_the_rest(tmp_path):
     journal_dir = tmp_path / "journal"
     journal_dir.mkdir()
-    frame = encode_frame({"seq": 0, "t": 1.0, "kind": "other", "name": "x", "value": 1})
+    frame = encode_frame(OtherRecord(seq=0, t=1.0, name="x", value=1))
     seg = journal_dir / "00000000.seg"
     seg.write_bytes(frame[:7])
     tail = JournalTail(journal_dir)
     assert tail.read_new() == []
     with open(seg, "ab") as fh:
         fh.write(frame[7:])
-    assert [r["seq"] for r in tail.read_new()] == [0]
+    assert [r.seq for r in tail.read_new()] == [0]
 
 
 def test_torn_tail_is_ignored_when_final(tmp_path):
     journal_dir = tmp_path / "journal"
     journal_dir.mkdir()
-    good = encode_frame({"seq": 0, "t": 1.0, "kind": "other", "name": "x", "value": 1})
-    (journal_dir / "00000000.seg").write_bytes(good + encode_frame({"seq": 1, "t": 1.0, "kind": "end"})[:-3])
-    assert [r["seq"] for r in JournalTail(journal_dir).read_new(final=True)] == [0]
+    good = encode_frame(OtherRecord(seq=0, t=1.0, name="x", value=1))
+    (journal_dir / "00000000.seg").write_bytes(good + encode_frame(EndRecord(seq=1, t=1.0))[:-3])
+    assert [r.seq for r in JournalTail(journal_dir).read_new(final=True)] == [0]
 
 
 def test_corruption_in_the_middle_is_reported_with_file_and_offset(tmp_path):
     journal_dir = tmp_path / "journal"
     journal_dir.mkdir()
-    frames = [encode_frame({"seq": i, "t": 1.0, "kind": "other", "name": "x", "value": i}) for i in range(3)]
+    frames = [encode_frame(OtherRecord(seq=i, t=1.0, name="x", value=i)) for i in range(3)]
     data = bytearray(b"".join(frames))
     data[len(frames[0]) + 10] ^= 0xFF  # a flipped byte inside the second frame's body
     (journal_dir / "00000000.seg").write_bytes(bytes(data))
     tail = JournalTail(journal_dir)
-    assert [r["seq"] for r in tail.read_new()] == [0]  # live: could still be an append in flight
+    assert [r.seq for r in tail.read_new()] == [0]  # live: could still be an append in flight
     with pytest.raises(CorruptJournalError, match=rf"00000000\.seg at byte offset {len(frames[0])}"):
         tail.read_new(final=True)
 
@@ -76,14 +77,3 @@ def test_marker_only_moves_forward_even_with_two_writers(tmp_path):
     state.advance(5)
     assert SyncState(tmp_path, url).acknowledged() == 199
     assert SyncState(tmp_path, "http://elsewhere:2").acknowledged() == 0
-
-
-def test_blob_refs_of_each_record_kind():
-    sha = [c * 64 for c in "abcde"]
-    assert record_blob_refs({"kind": "embedding", "vectors": {"sha256": sha[0]}, "metadata": {"sha256": sha[1]},
-                             "sprite": {"sha256": sha[2]}}) == sha[:3]
-    assert record_blob_refs({"kind": "embedding", "vectors": {"sha256": sha[0]}, "metadata": {"sha256": sha[1]},
-                             "sprite": None}) == sha[:2]
-    assert record_blob_refs({"kind": "reduction", "coords": {"sha256": sha[3]}}) == [sha[3]]
-    assert record_blob_refs({"kind": "asset", "sha256": sha[4]}) == [sha[4]]
-    assert record_blob_refs({"kind": "metric", "name": "loss", "value": 1.0}) == []

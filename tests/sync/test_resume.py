@@ -11,7 +11,8 @@ import numpy as np
 from tracker_sdk.errors import ServerUnavailableError
 from tracker_sdk.runformat import RunWriter
 from tracker_sdk.runformat.files import blob_path
-from tracker_sdk.sync.http import Client, Transport
+from tracker_sdk.runformat.records import AssetRecord, EndRecord
+from tracker_sdk.sync.http import HTTPBackend, Transport
 from tracker_sdk.sync.retry import RetryPolicy
 from tracker_sdk.sync.uploader import Uploader
 
@@ -41,16 +42,16 @@ def test_kill_server_mid_upload_then_resume(tmp_path):
     sha, size = writer.write_blob([payload])
     assert sha == hashlib.sha256(payload).hexdigest() and size == SIZE
     del payload
-    writer.append("asset", {"name": "checkpoint.bin", "sha256": sha, "size": size, "step": None, "metadata": None})
-    writer.append("end", {"status": "finished"})
+    writer.append(AssetRecord(name="checkpoint.bin", sha256=sha, size=size))
+    writer.append(EndRecord())
     writer.close()
 
     server = ServerProcess(tmp_path / "server-root").start()
     partial = server.root / ".uploads" / run_id / f"{sha}.part"
     patient = RetryPolicy(attempts=200, backoff=0.05, max_backoff=0.25)
     transport = CountingTransport(server.url)
-    uploader = Uploader(Client(server.url, retry=patient, transport=transport), run_dir,
-                        chunk_threshold=CHUNK, chunk_size=CHUNK)
+    uploader = Uploader(HTTPBackend(server.url, retry=patient, transport=transport, chunk_threshold=CHUNK,
+                                    chunk_size=CHUNK), run_dir)
     outcome = {}
 
     def upload():

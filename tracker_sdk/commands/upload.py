@@ -1,8 +1,9 @@
-"""`tracker upload DIR --url URL`: send every run under DIR that the server lacks, exactly once.
+"""`tracker upload DIR --url URL`: send every run under DIR that the destination lacks, exactly once.
 
 DIR may be a run root (``<root>/<project>/<run_id>``), one project directory or one run.
-A run that cannot be read or that the server refuses is named on stderr and skipped; the
-others still upload, and the command then exits 1.
+URL is any backend of the registry (``http(s)://`` server, ``s3://bucket/prefix``, another
+directory). A run that cannot be read or that the destination refuses is named on stderr and
+skipped; the others still upload, and the command then exits 1.
 """
 
 from __future__ import annotations
@@ -12,45 +13,41 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidArgumentError, RunFormatError, ServerUnavailableError, SyncError
-from ..runformat import iter_run_dirs, journal
-from ..runformat.format import RUN_JSON
+from ..runformat import journal
+from ._paths import runs_under
 
-HELP = "upload runs (all of them under DIR) to a tracking server"
+HELP = "upload runs (all of them under DIR) to a tracking server, an S3 bucket or another directory"
 
 
 def configure(parser) -> None:
     parser.add_argument("root", nargs="?", default=None,
                         help="run root, project directory or run directory (default: TRACKER_DIR or ./tracker-runs)")
     parser.add_argument("--url", default=None,
-                        help="tracking server, e.g. http://127.0.0.1:8470 (default: TRACKER_URL)")
+                        help="destination: http://127.0.0.1:8470, s3://bucket/prefix?endpoint_url=..., or a directory "
+                             "(default: TRACKER_URL)")
     parser.add_argument("--api-key", default=None, help="API key for writes (default: TRACKER_API_KEY)")
-    parser.add_argument("--chunk-size", type=int, default=16, metavar="MB",
-                        help="blobs above 64 MB go up in resumable chunks of this size (default 16)")
+    parser.add_argument("--chunk-size", type=int, default=None, metavar="MB",
+                        help="large blobs go up in resumable chunks (S3: parts) of this size "
+                             "(default 16 for a server, 8 for S3)")
     parser.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
 
 
-def find_runs(root: Path) -> list[Path]:
-    """Run directories under ``root`` (itself a run, a project directory, or a root of projects)."""
-    root = Path(root)
-    if (root / RUN_JSON).is_file():
-        return [root]
-    direct = sorted(p for p in root.iterdir() if (p / RUN_JSON).is_file()) if root.is_dir() else []
-    return direct + list(iter_run_dirs(root))
-
-
-def upload_runs(runs, client, *, progress_bar=None, **uploader_options) -> dict:
+def upload_runs(runs, backend, *, progress=None, **uploader_options) -> dict:
     """Upload each run; return ``{"uploaded": [...], "present": [...], "failed": [(run_dir, reason)]}``."""
     from ..sync.uploader import Uploader
 
     result = {"uploaded": [], "present": [], "failed": []}
-    update = progress_bar.update if progress_bar is not None else None
+    update = progress.update if progress is not None else None
     for i, run_dir in enumerate(runs):
         try:
             list(journal.read_journal(run_dir / "journal"))  # a corrupt run is named before any of it is sent
-            uploader = Uploader(client, run_dir, progress=update, **uploader_options)
+            uploader = Uploader(backend, run_dir, progress=update, **uploader_options)
             uploader.sync_once(final=True)
         except ServerUnavailableError as exc:  # the server is gone: the other runs would fail the same way
-            result["failed"].extend((r, f"{type(exc).__name__}: {exc}") for r in runs[i:])
+            result["failed"].append((run_dir, f"{type(exc).__name__}: {exc}"))
+            where = backend.url
+            result["failed"].extend((r, f"not attempted: {where} stopped answering while run "
+                                        f"{run_dir.parent.name}/{run_dir.name} was uploading") for r in runs[i + 1:])
             break
         except (RunFormatError, SyncError, OSError) as exc:
             result["failed"].append((run_dir, f"{type(exc).__name__}: {exc}"))
@@ -63,31 +60,40 @@ def upload_runs(runs, client, *, progress_bar=None, **uploader_options) -> dict:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from ..sync import default_local_root
-    from ..sync.http import Client
+    from .._progress import Progress
+    from ..sync import default_local_root, is_local, local_path_from_uri, open_backend
     from ..sync.uploader import total_bytes
 
     url = args.url or os.environ.get("TRACKER_URL")
-    if not url or not url.lower().startswith(("http://", "https://")):
-        raise InvalidArgumentError(f"--url must be the tracking server's http(s):// address; got {url!r}")
-    if args.chunk_size < 1:
-        raise InvalidArgumentError(f"--chunk-size must be at least 1 MB; got {args.chunk_size}")
+    if not url:
+        raise InvalidArgumentError("--url (or TRACKER_URL) must name the destination: http(s)://host:port, "
+                                   "s3://bucket/prefix or a directory; got nothing")
     root = Path(args.root) if args.root else default_local_root()
-    if not root.exists():
-        raise InvalidArgumentError(f"{root} does not exist; pass the directory that holds your runs")
-    runs = find_runs(root)
+    _, runs = runs_under(root, "DIR")
+    if is_local(url) and Path(local_path_from_uri(url)).resolve() == root.resolve():
+        raise InvalidArgumentError(f"--url {url!r} is DIR itself; name another directory to copy the runs to")
+    options = {}
+    if args.api_key:
+        options["api_key"] = args.api_key
+    if args.chunk_size is not None:
+        if is_local(url):
+            raise InvalidArgumentError("--chunk-size applies to http(s):// and s3:// destinations; a directory "
+                                       "copy moves whole files")
+        if args.chunk_size < 1:
+            raise InvalidArgumentError(f"--chunk-size must be at least 1 MB; got {args.chunk_size}")
+        options["chunk_size"] = args.chunk_size << 20
+    backend = open_backend(url, **options)
     if not runs:
         print(f"no runs under {root}")
         return 0
-    client = Client(url, args.api_key or os.environ.get("TRACKER_API_KEY"))
     total = sum(total_bytes(r) for r in runs)
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"upload {len(runs)} runs",
-              disable=True if args.no_progress else None, file=sys.stderr) as bar:
-        result = upload_runs(runs, client, progress_bar=bar, chunk_size=args.chunk_size << 20)
-    client.close()
-    print(f"{len(result['uploaded'])} runs uploaded, {len(result['present'])} already on {url}, "
+    try:
+        with Progress(total, f"upload {len(runs)} runs", unit="B", quiet=True if args.no_progress else None,
+                      scale_bytes=True) as progress:
+            result = upload_runs(runs, backend, progress=progress)
+    finally:
+        backend.close()
+    print(f"{len(result['uploaded'])} runs uploaded, {len(result['present'])} already on {backend.url}, "
           f"{len(result['failed'])} failed")
     for run_dir, reason in result["failed"]:
         print(f"tracker upload: run {run_dir.parent.name}/{run_dir.name} ({run_dir}) was not uploaded: {reason}",

@@ -1,36 +1,43 @@
-"""The HTTP side of sync: a one-method transport, the protocol client, and HTTPBackend.
+"""The ``http(s)://`` backend: the tracking server's ``/api/v1`` sync protocol.
 
 ``Transport.request`` is the only place that touches sockets (``http.client``, one
-keep-alive connection per thread), so a test can swap in another one. ``Client`` speaks the
-``/api/v1`` protocol and applies the :class:`~tracker_sdk.sync.retry.RetryPolicy`.
-``HTTPBackend`` (``http://`` and ``https://`` URLs) writes the run locally like the offline
-backend and replays it to the server from a daemon thread that never raises into training.
+keep-alive connection per thread), so a test can swap in another one. ``HTTPBackend``
+implements the backend protocol (:mod:`.protocol`) on top of it with the
+:class:`~tracker_sdk.sync.retry.RetryPolicy`: a blob goes up in one ``PUT``, or above
+``chunk_threshold`` in resumable ``PATCH`` chunks from the offset the server reports, each
+with tus's ``Upload-Checksum: sha256 <base64>`` (a chunk the server answers 460 "Checksum
+Mismatch" is sent again), and records go up in msgpack batches whose ``409`` answers name
+missing blobs or where to resume. An answer whose body says ``"retryable": true`` (a whole
+blob that arrived corrupted: 422) is retried with backoff like a 5xx, never taken as a refusal.
+What to send and when lives in :mod:`.uploader` and :mod:`.background`.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
 import http.client
 import json
 import logging
 import os
-import shlex
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import msgpack
+import msgspec
 
-from ..errors import (InvalidArgumentError, RunFormatError, ServerRejectedError, ServerUnavailableError,
-                      SyncError)
+from ..errors import InvalidArgumentError, MissingBlobsError, ServerRejectedError, ServerUnavailableError, SyncError
 from .retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger("tracker_sdk.sync")
 
 API = "/api/v1"
-DEFAULT_END_TIMEOUT = 30.0
+MIN_CHUNK = 256 << 10
+DEFAULT_CHUNK_THRESHOLD = 64 << 20
+DEFAULT_CHUNK_SIZE = 16 << 20
 _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                             ConnectionAbortedError)
 
@@ -117,25 +124,32 @@ class Transport:
         return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
 
 
-class Client:
-    """The ``/api/v1`` sync protocol with retries; every method is safe to repeat.
+class HTTPBackend:
+    """The tracking server as a destination of runs, with retries; every method is safe to repeat.
 
     Parameters
     ----------
     url : str
         The server, e.g. ``http://127.0.0.1:8470``.
     api_key : str, optional
-        Sent as ``Authorization: Bearer <api_key>``.
+        Sent as ``Authorization: Bearer <api_key>``; defaults to ``TRACKER_API_KEY``.
     retry : RetryPolicy
         Applied to each request.
     cancel : threading.Event, optional
         When set, waits between retries stop and the request raises ServerUnavailableError.
+    chunk_threshold, chunk_size : int
+        Blobs above ``chunk_threshold`` bytes go up in resumable chunks of ``chunk_size``.
     """
 
     def __init__(self, url: str, api_key: str | None = None, *, retry: RetryPolicy = DEFAULT_POLICY,
-                 transport: Transport | None = None, cancel: threading.Event | None = None, timeout: float = 60.0):
-        self.url = url.rstrip("/")
-        self.api_key = api_key
+                 transport: Transport | None = None, cancel: threading.Event | None = None, timeout: float = 60.0,
+                 chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD, chunk_size: int = DEFAULT_CHUNK_SIZE):
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise InvalidArgumentError(f"chunk_size must be a positive number of bytes; got {chunk_size!r}")
+        self.url = str(url).rstrip("/")
+        self.api_key = api_key if api_key is not None else (os.environ.get("TRACKER_API_KEY") or None)
+        self.chunk_threshold = int(chunk_threshold)
+        self.chunk_size = int(chunk_size)
         self.retry = retry
         self.transport = transport or Transport(self.url, timeout=timeout)
         self.cancel = cancel or threading.Event()
@@ -172,7 +186,7 @@ class Client:
                 self.statuses[response.status] += 1
                 if response.status in expect:
                     return response
-                if not self.retry.is_retryable_status(response.status):
+                if not self.retry.is_retryable_status(response.status) and not _says_retryable(response):
                     raise ServerRejectedError(f"{method} {self.url}{API}{path} was refused with "
                                               f"{response.status}: {response.error_message()}", response.status)
                 last = f"HTTP {response.status}: {response.error_message()}"
@@ -187,212 +201,116 @@ class Client:
                     raise ServerUnavailableError(f"{method} {self.url}{path}: cancelled ({last})")
         raise ServerUnavailableError(f"{method} {self.url}{API}{path} failed {self.retry.attempts} times; last: {last}")
 
-    # -- the protocol --------------------------------------------------------------------
-    def put_run(self, project: str, run_id: str, info: dict) -> dict:
+    # -- the backend protocol ------------------------------------------------------------
+    def put_run(self, project: str, run_id: str, info: dict) -> int:
         body = json.dumps(info).encode()
-        return self.call("PUT", f"/projects/{quote(project, safe='')}/runs/{run_id}", body=body,
-                         headers={"Content-Type": "application/json"}, kind="run").json()
-
-    def get_run(self, run_id: str) -> dict | None:
-        response = self.call("GET", f"/runs/{run_id}", expect=(200, 404), kind="run")
-        return response.json() if response.status == 200 else None
+        answer = self.call("PUT", f"/projects/{quote(project, safe='')}/runs/{run_id}", body=body,
+                           headers={"Content-Type": "application/json"}, kind="run").json()
+        return int(answer.get("next_seq", 0))
 
     def has_blob(self, run_id: str, sha256: str) -> bool:
         return self.call("HEAD", f"/runs/{run_id}/blobs/{sha256}", expect=(200, 404), kind="head").status == 200
 
-    def put_blob(self, run_id: str, sha256: str, path: Path, size: int) -> int:
-        response = self.call("PUT", f"/runs/{run_id}/blobs/{sha256}", body=lambda: open(path, "rb"),
-                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                             expect=(200, 201), kind="blob")
-        return response.status
+    def put_blob(self, run_id: str, sha256: str, path: Path, size: int, progress=None) -> None:
+        """One ``PUT``, or resumable chunks above ``chunk_threshold`` (or when the server caps bodies lower)."""
+        progress = progress or (lambda n: None)
+        if size > self.chunk_threshold:
+            self._upload_chunked(run_id, sha256, Path(path), size, progress)
+            return
+        try:
+            self.call("PUT", f"/runs/{run_id}/blobs/{sha256}", body=lambda: open(path, "rb"),
+                      headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                      expect=(200, 201), kind="blob")
+        except ServerRejectedError as exc:
+            if exc.status != 413:
+                raise
+            self._upload_chunked(run_id, sha256, Path(path), size, progress)  # the server's cap is below ours
+            return
+        progress(size)
 
+    def append_records(self, run_id: str, records: list) -> int:
+        """POST one batch; a 409 either names missing blobs (raised) or says where the run ends."""
+        response = self.call("POST", f"/runs/{run_id}/records", body=pack_records(records),
+                             headers={"Content-Type": "application/msgpack"}, expect=(200, 409), kind="records")
+        data = response.json()
+        if response.status == 200:
+            return int(data["next_seq"])
+        if "missing_blobs" in data:
+            raise MissingBlobsError(f"{self.url} lacks blobs named by records of run {run_id}",
+                                    [str(sha) for sha in data["missing_blobs"]])
+        if "next_seq" in data:
+            return int(data["next_seq"])
+        raise SyncError(f"server answered 409 to records of run {run_id}: {response.error_message()}")
+
+    def list_runs(self) -> list[tuple[str, str]]:
+        projects = self.call("GET", "/projects", kind="run")
+        runs = []
+        for project in json.loads(projects.body or b"[]"):
+            listing = self.call("GET", f"/projects/{quote(project['name'], safe='')}/runs", kind="run")
+            runs += [(run["project"], run["run_id"]) for run in json.loads(listing.body or b"[]")]
+        return sorted(runs)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- resumable chunks ----------------------------------------------------------------
     def upload_offset(self, run_id: str, sha256: str) -> tuple[int, bool]:
         data = self.call("GET", f"/runs/{run_id}/uploads/{sha256}", kind="offset").json()
         return int(data.get("offset", 0)), bool(data.get("complete", False))
 
     def patch_upload(self, run_id: str, sha256: str, offset: int, length: int, chunk) -> tuple[int, bool, bool]:
-        """Append ``chunk`` at ``offset``; return (server offset, complete, accepted)."""
+        """Append ``chunk`` at ``offset`` with its checksum; return (server offset, complete, accepted).
+
+        A 460 (the chunk failed its checksum on the way) is retried by :meth:`call` with the same bytes.
+        """
+        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
         response = self.call("PATCH", f"/runs/{run_id}/uploads/{sha256}", body=chunk,
                              headers={"Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset),
-                                      "Upload-Length": str(length), "Content-Length": str(len(chunk))},
+                                      "Upload-Length": str(length), "Content-Length": str(len(chunk)),
+                                      "Upload-Checksum": f"sha256 {checksum}"},
                              expect=(200, 201, 204, 409), kind="chunk")
         data = response.json()
         return int(data.get("offset", offset)), bool(data.get("complete", False)), response.status != 409
 
-    def post_records(self, run_id: str, body: bytes) -> Response:
-        """POST a msgpack ``{"records": [...]}`` body; the 409 answers are returned for the caller."""
-        return self.call("POST", f"/runs/{run_id}/records", body=body,
-                         headers={"Content-Type": "application/msgpack"}, expect=(200, 409), kind="records")
-
-    def close(self) -> None:
-        self.transport.close()
-
-
-def pack_records(records: list[dict]) -> bytes:
-    return msgpack.packb({"records": records}, use_bin_type=True)
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def upload_command(run_dir: Path, url: str, api_key: str | None) -> str:
-    """The exact ``tracker upload`` command that sends a run (the key itself is never printed)."""
-    command = f"tracker upload {shlex.quote(str(Path(run_dir).resolve()))} --url {shlex.quote(url)}"
-    if api_key and api_key != os.environ.get("TRACKER_API_KEY"):
-        command += " --api-key YOUR_API_KEY"
-    return command
-
-
-class HTTPBackend:
-    """Writes runs under the local root and syncs them to a tracking server in the background.
-
-    Parameters
-    ----------
-    uri : str
-        ``http(s)://host:port`` of the tracking server.
-    api_key : str, optional
-        Falls back to ``TRACKER_API_KEY``.
-    root : path, optional
-        Local run root, written first; defaults to ``TRACKER_DIR`` or ./tracker-runs.
-    end_timeout : float, optional
-        Seconds ``finish`` waits for the upload to catch up (``TRACKER_END_TIMEOUT``, else 30).
-    poll_interval : float
-        Seconds between passes over the journal while the run is live.
-    """
-
-    uri_schemes = ("http", "https")
-
-    def __init__(self, uri: str, api_key: str | None = None, *, root=None, retry: RetryPolicy = DEFAULT_POLICY,
-                 end_timeout: float | None = None, poll_interval: float = 0.5, **uploader_options):
-        from . import default_local_root
-
-        self.url = str(uri).rstrip("/")
-        Transport(self.url)  # validates the URL now, in the caller's thread
-        self.api_key = api_key or os.environ.get("TRACKER_API_KEY") or None
-        self.root = Path(root).expanduser() if root is not None else default_local_root()
-        self.retry = retry
-        if end_timeout is None:
-            configured = os.environ.get("TRACKER_END_TIMEOUT") or DEFAULT_END_TIMEOUT
-            try:
-                end_timeout = float(configured)
-            except ValueError:
-                raise InvalidArgumentError(
-                    f"TRACKER_END_TIMEOUT must be a number of seconds; got {configured!r}") from None
-        self.end_timeout = end_timeout
-        self.poll_interval = poll_interval
-        self.uploader_options = uploader_options
-        self.worker: SyncWorker | None = None
-
-    def start(self, run_dir: Path) -> None:
-        """Start the daemon thread that tails ``run_dir``'s journal and uploads it."""
-        from .uploader import Uploader
-
-        cancel = threading.Event()
-        client = Client(self.url, self.api_key, retry=self.retry, cancel=cancel)
-        uploader = Uploader(client, run_dir, **self.uploader_options)
-        self.worker = SyncWorker(uploader, cancel, retry=self.retry, poll_interval=self.poll_interval)
-        self.worker.start()
-
-    def finish(self, timeout: float | None = None) -> str | None:
-        """Let the worker send the rest for at most ``timeout`` seconds; describe what is left, if anything."""
-        if self.worker is None:
-            return None
-        timeout = self.end_timeout if timeout is None else float(timeout)
-        worker = self.worker
-        worker.close(timeout)
-        if worker.done:
-            return None
-        uploader = worker.uploader
-        try:
-            records, blobs, nbytes = uploader.pending()
-        except (RunFormatError, OSError) as exc:
-            records, blobs, nbytes = "some", "some", 0
-            log.debug("sync: could not count what is pending: %s", exc)
-        reason = f"; last error: {worker.error}" if worker.error else ""
-        what = f"{records} records and {blobs} blobs ({_human_bytes(nbytes)})"
-        if worker.rejected is not None:
-            head = f"the server refused run {uploader.project}/{uploader.run_id}"
-        else:
-            head = f"run {uploader.project}/{uploader.run_id} is not fully on {self.url} after waiting {timeout:g}s"
-        where = Path(uploader.run_dir).resolve()
-        return (f"tracker_sdk: {head}: {what} still to send{reason}. They are safe in {where}; send them with:\n"
-                f"    {upload_command(uploader.run_dir, self.url, self.api_key)}")
+    def _upload_chunked(self, run_id: str, sha256: str, path: Path, size: int, progress) -> None:
+        """PATCH chunks from the server's offset until it commits the blob (resumes after any failure)."""
+        offset, complete = self.upload_offset(run_id, sha256)
+        stalled = restarts = 0
+        with open(path, "rb") as fh:
+            while not complete:
+                if stalled > 200:
+                    raise SyncError(f"chunked upload of blob {sha256} of run {run_id} made no progress")
+                if restarts > self.retry.attempts:
+                    raise ServerUnavailableError(f"chunked upload of blob {sha256} of run {run_id} was discarded "
+                                                 f"{restarts} times as corrupt; will try again later")
+                if offset >= size:
+                    # every byte is there but another request (a second uploader) is still verifying it
+                    time.sleep(min(1.0, 0.02 * (stalled + 1)))
+                    stalled += 1
+                    offset, complete = self.upload_offset(run_id, sha256)
+                    continue
+                chunk = os.pread(fh.fileno(), min(self.chunk_size, size - offset), offset)
+                try:
+                    new_offset, complete, accepted = self.patch_upload(run_id, sha256, offset, size, chunk)
+                except ServerRejectedError as exc:
+                    if exc.status != 413 or self.chunk_size <= MIN_CHUNK:
+                        raise
+                    self.chunk_size = max(MIN_CHUNK, self.chunk_size // 2)
+                    continue
+                if accepted:
+                    progress(new_offset - offset)
+                else:
+                    time.sleep(0.02)  # another uploader is appending to this blob right now
+                stalled = 0 if new_offset > offset else stalled + 1
+                restarts += new_offset < offset  # the server discarded a whole upload that arrived corrupted
+                offset = new_offset
 
 
-class SyncWorker:
-    """The daemon thread: tail, upload, wait, repeat; never raises, never blocks the caller."""
+def _says_retryable(response: Response) -> bool:
+    """The server marks answers that another try may fix (a corrupted transfer) with ``retryable``."""
+    return 400 <= response.status < 500 and response.json().get("retryable") is True
 
-    def __init__(self, uploader, cancel: threading.Event, *, retry: RetryPolicy, poll_interval: float):
-        self.uploader = uploader
-        self.cancel = cancel
-        self.retry = retry
-        self.poll_interval = poll_interval
-        self.closing = threading.Event()
-        self.wake = threading.Event()
-        self.done = False
-        self.error: str | None = None
-        self.rejected: SyncError | None = None
-        self.thread = threading.Thread(target=self._loop, name=f"tracker-sync-{uploader.run_id[:8]}", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def _loop(self) -> None:
-        try:
-            self._passes()
-        finally:
-            self.uploader.client.close()  # the connection belongs to this thread
-
-    def _passes(self) -> None:
-        failures = 0
-        while not self.cancel.is_set():
-            final = self.closing.is_set()  # set only after the writer closed: the journal is complete
-            try:
-                caught_up = self.uploader.sync_once(final=final)
-            except ServerRejectedError as exc:
-                self.rejected, self.error = exc, str(exc)
-                log.error("tracker_sdk: sync stopped, %s; the run stays on disk", exc)
-                return
-            except RunFormatError as exc:
-                self.rejected, self.error = exc, str(exc)
-                log.error("tracker_sdk: sync stopped, the local run cannot be read: %s", exc)
-                return
-            except ServerUnavailableError as exc:
-                failures += 1
-                self.error = str(exc)
-                if failures == 1:
-                    log.warning("tracker_sdk: tracking server unavailable, will keep retrying: %s", exc)
-            except Exception as exc:  # a bug must not kill sync silently nor touch training
-                failures += 1
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.log(logging.ERROR if failures == 1 else logging.DEBUG,
-                        "tracker_sdk: unexpected error in the sync thread; retrying", exc_info=True)
-            else:
-                if failures:
-                    log.info("tracker_sdk: tracking server reachable again")
-                failures = 0
-                self.error = None
-                if final and caught_up:
-                    self.done = True
-                    return
-            if failures:
-                wait = self.retry.delay(min(failures, 30))
-            else:
-                wait = 0.05 if final else self.poll_interval  # final and not caught up: go again soon
-            self.wake.wait(wait)
-            self.wake.clear()
-
-    def close(self, timeout: float) -> None:
-        """Ask for a final pass and wait for it at most ``timeout`` seconds, then cancel."""
-        self.closing.set()
-        self.wake.set()
-        self.thread.join(max(0.0, timeout))
-        if self.thread.is_alive():
-            self.cancel.set()
-            self.wake.set()
-            self.thread.join(0.5)
+def pack_records(records: list) -> bytes:
+    """The msgpack body of a records POST; records are :mod:`~tracker_sdk.runformat.records` structs."""
+    return msgspec.msgpack.encode({"records": records})

@@ -2,7 +2,8 @@
 
 Every request of the sync protocol is idempotent (PUT by id or hash, HEAD, GET, PATCH at
 an explicit offset, POST of records keyed by seq), so every one of them may be retried.
-What is retried: connection errors and the statuses in ``retry_statuses`` (5xx, 429);
+What is retried: connection errors and the statuses in ``retry_statuses`` (5xx including 507
+"disk full", 429, and tus's 460 "Checksum Mismatch" of one chunk);
 ``Retry-After`` (seconds or an HTTP date) replaces the computed backoff when it is longer.
 Other 4xx are never retried: the server has said the request itself is wrong.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidArgumentError
 
-DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_RETRY_STATUSES = frozenset({429, 460, 500, 502, 503, 504, 507})
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
