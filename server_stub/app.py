@@ -1,21 +1,31 @@
-"""The tracking server: the Starlette app (``create_app``) and the ``tracker-server`` command.
+"""The tracking server: module-level request handlers, one route table, ``create_app`` and
+the ``tracker-server`` command.
 
-Routes live under ``/api/v1`` (see ``openapi.py`` and the README); the viewer's
-single page is served for ``/``, ``/projects/...`` and ``/runs/...``, its assets under
-``/static/``. Middleware order, outermost first: hardening headers, a catch-all that turns
-any failure into a JSON error, then Host / Origin / API-key checks.
+Routes live under ``/api/v1`` (``API_ROUTES``; documented in ``openapi.py`` and docs/server.md);
+the viewer's single page is served for ``VIEWER_PAGES``, its assets under ``/static/``.
+Handlers find the store and the body limits on ``request.app.state`` and raise every error
+(``server_stub.errors``); ``Guard`` turns any exception into a JSON answer through
+``errors.answer_for``. Middleware order, outermost first: hardening headers, then ``Guard``
+(Host / Origin / API-key checks and the error mapping).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
-import hashlib
+import errno
 import logging
 import os
+import re
+import shutil
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import anyio.from_thread
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -25,10 +35,17 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tracker_sdk.runformat.records import embedding_listing, to_builtins
+
 from . import security
+from .bookmarks import Bookmarks
+from .bookmarks import check_name as check_bookmark_name
+from .errors import (BadRequest, ClientGone, NotFound, PayloadTooLarge, Unprocessable, answer_for,
+                     headers_for)
 from .openapi import openapi_schema
-from .security import ApiError, check_hex_id, check_run_id, check_sha256, json_bytes
-from .store import Store
+from .projections import ProjectionJobs
+from .security import check_hex_id, check_run_id, check_sha256, json_bytes
+from .store import DEFAULT_UPLOAD_EXPIRY_S, Collector, Store, collect_garbage
 
 log = logging.getLogger("server_stub")
 VIEWER_DIR = Path(__file__).parent / "viewer"
@@ -39,14 +56,22 @@ WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 PLACEHOLDER = (b"<!doctype html><html><head><meta charset=utf-8><title>tracker</title></head>"
                b"<body><h1>tracker server</h1><p>The viewer is not installed; the API is at "
                b"<a href=\"/api/v1/projects\">/api/v1/projects</a>.</p></body></html>")
+IMMUTABLE = "private, max-age=31536000, immutable"
+# bodies streamed to disk at once (blob PUTs, chunks); more wait their turn without holding a thread,
+# so small requests never queue behind a crowd of large ones
+DEFAULT_CONCURRENT_BODIES = 4
+_ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 def json_response(obj, status: int = 200, headers: dict | None = None) -> Response:
     return Response(json_bytes(obj), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(status: int, message: str, **extra) -> Response:
-    return json_response({"error": message, **extra}, status)
+def error_response(exc: BaseException, app=None) -> Response | None:
+    """The JSON answer for ``exc`` (paths relative to the app's root), or None for a server fault."""
+    store = getattr(getattr(app, "state", None), "store", None)
+    answer = answer_for(exc, store.root if store is not None else None)
+    return None if answer is None else json_response(answer[1], answer[0], headers=headers_for(answer[1]))
 
 
 class Guard:
@@ -79,33 +104,29 @@ class Guard:
             if started:
                 log.warning("request %s %s failed after the response began: %r", scope["method"], scope["path"], exc)
                 return
-            if isinstance(exc, ApiError):
-                response = error_response(exc.status, exc.message, **exc.extra)
-            elif isinstance(exc, ClientDisconnect):
+            if isinstance(exc, (ClientDisconnect, ClientGone)):
                 return
-            else:
+            response = error_response(exc, scope.get("app"))
+            if response is None:
                 log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-                response = error_response(500, "internal server error; the server log has the details")
+                response = json_response({"error": "internal server error; the server log has the details"}, 500)
             if scope["method"] == "HEAD":
                 response.body = b""
             await response(scope, receive, send)
 
 
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    return error_response(exc.status, exc.message, **exc.extra)
-
-
-async def _http_error(request: Request, exc: HTTPException) -> Response:
+async def _framework_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own 404 / 405 (no route, wrong method, no static file) as JSON errors."""
     message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-    return error_response(exc.status_code, message)
+    return json_response({"error": message}, exc.status_code, headers=exc.headers)
 
 
 def _content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
-        raise ApiError(400, f"Content-Length must be a non-negative integer; got {value[:40]!r}")
+    if not _ASCII_DIGITS.fullmatch(value):  # str.isdigit() also takes '²', which int() refuses
+        raise BadRequest(f"Content-Length must be a non-negative integer in ASCII digits; got {value[:40]!r}")
     return int(value)
 
 
@@ -113,12 +134,12 @@ async def read_body(request: Request, cap: int) -> bytes:
     """The whole body, refusing past ``cap`` bytes with 413 before or while reading."""
     declared = _content_length(request)
     if declared is not None and declared > cap:
-        raise ApiError(413, f"body of {declared} bytes is above this server's limit of {cap} bytes")
+        raise PayloadTooLarge(f"body of {declared} bytes is above this server's limit of {cap} bytes")
     parts, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > cap:
-            raise ApiError(413, f"body is above this server's limit of {cap} bytes")
+            raise PayloadTooLarge(f"body is above this server's limit of {cap} bytes")
         parts.append(chunk)
     return b"".join(parts)
 
@@ -127,19 +148,38 @@ def _int_param(request: Request, name: str, default: int | None = None) -> int:
     value = request.query_params.get(name)
     if value is None:
         if default is None:
-            raise ApiError(400, f"query parameter {name!r} is required")
+            raise BadRequest(f"query parameter {name!r} is required")
         return default
     try:
         return int(value)
     except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer; got {value[:40]!r}") from None
+        raise BadRequest(f"query parameter {name!r} must be an integer; got {value[:40]!r}") from None
 
 
 def _int_header(request: Request, name: str) -> int:
     value = request.headers.get(name)
-    if value is None or not value.strip().isdigit():
-        raise ApiError(400, f"header {name.title()} must be a non-negative integer; got {value!r}")
+    if value is None or not _ASCII_DIGITS.fullmatch(value.strip()):
+        raise BadRequest(f"header {name.title()} must be a non-negative integer in ASCII digits; "
+                         f"got {value if value is None else value[:40]!r}")
     return int(value)
+
+
+def _upload_checksum(request: Request) -> bytes | None:
+    """The digest of tus's ``Upload-Checksum: sha256 <base64>``, or None when the header is absent."""
+    value = request.headers.get("upload-checksum")
+    if value is None:
+        return None
+    algorithm, _, encoded = value.strip().partition(" ")
+    if algorithm.lower() != "sha256":
+        raise BadRequest(f"Upload-Checksum must be 'sha256 <base64 digest>'; algorithm {algorithm[:20]!r} "
+                         "is not supported")
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 32:
+        raise BadRequest(f"Upload-Checksum must carry a base64 sha256 digest (32 bytes); got {encoded[:60]!r}")
+    return digest
 
 
 def _npy_stream(path: Path, offset: int, size: int, chunk: int = 4 << 20):
@@ -158,22 +198,425 @@ def _array_response(path: Path, what: str) -> Response:
     """Raw little-endian float32 of a stored 2-D array, shape in X-Shape, streamed from disk."""
     dtype, shape, fortran, offset = security.npy_header(path)
     if dtype != np.dtype("<f4") or fortran or len(shape) != 2:
-        raise ApiError(422, f"the stored {what} are not a C-order float32 2-D array")
+        raise Unprocessable(f"the stored {what} are not a C-order float32 2-D array")
     size = int(shape[0]) * int(shape[1]) * 4
     if path.stat().st_size < offset + size:
-        raise ApiError(422, f"the stored {what} blob is truncated")
+        raise Unprocessable(f"the stored {what} blob is truncated")
     headers = {"X-Shape": f"{shape[0]},{shape[1]}", "X-Dtype": "float32", "Content-Length": str(size),
-               "Cache-Control": "private, max-age=31536000, immutable"}
+               "Cache-Control": IMMUTABLE}
     return StreamingResponse(_npy_stream(path, offset, size), media_type="application/octet-stream",
                              headers=headers)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Body caps of one app: ``max_body`` for blobs and chunks, ``parsed`` for bodies parsed in memory."""
+
+    max_body: int
+    parsed: int
+    concurrent_bodies: int = DEFAULT_CONCURRENT_BODIES
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _limits(request: Request) -> Limits:
+    return request.app.state.limits
+
+
+async def _sync(func, *args):
+    """Run blocking store work (disk, numpy) off the event loop."""
+    return await run_in_threadpool(func, *args)
+
+
+async def _json(func, *args) -> Response:
+    """``func(*args)`` as a JSON response, computed and encoded off the event loop (a long metric
+    series or listing never holds up the small requests behind it)."""
+    return await run_in_threadpool(lambda: json_response(func(*args)))
+
+
+def _big_bodies(request: Request) -> anyio.Semaphore:
+    """The app's bound on bodies streamed to disk at once (made on the event loop's first use)."""
+    state = request.app.state
+    if getattr(state, "big_bodies", None) is None:
+        state.big_bodies = anyio.Semaphore(state.limits.concurrent_bodies)
+    return state.big_bodies
+
+
+def _run_id(request: Request) -> str:
+    return check_run_id(request.path_params["run_id"])
+
+
+def _embedding_ids(request: Request) -> tuple[str, str]:
+    return _run_id(request), check_hex_id(request.path_params["embedding_id"], "embedding_id")
+
+
+def _blob_ids(request: Request) -> tuple[str, str]:
+    return _run_id(request), check_sha256(request.path_params["sha256"])
+
+
+# -- read side -------------------------------------------------------------------------------
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_schema())
+
+
+def _health(store: Store) -> dict:
+    store.index.refresh()
+    unreadable = store.index.problems()
+    try:
+        free = shutil.disk_usage(store.root).free
+    except OSError:
+        free = None
+    return {"status": "degraded" if unreadable else "ok", "unreadable_runs": unreadable, "disk_free_bytes": free}
+
+
+async def health(request: Request) -> Response:
+    """200 while the server serves; ``unreadable_runs`` lists runs the listings skip, with why."""
+    return json_response(await _sync(_health, _store(request)), headers={"Cache-Control": "no-store"})
+
+
+async def list_projects(request: Request) -> Response:
+    store = _store(request)
+    await _sync(store.index.refresh)
+    return await _json(store.index.projects)
+
+
+def _runs(store: Store, project: str) -> list[dict]:
+    store.index.refresh()
+    runs = store.index.runs(project)
+    if not runs and not (store.root / project).is_dir():
+        raise NotFound(f"no project {project!r}")
+    return runs
+
+
+async def list_runs(request: Request) -> Response:
+    return await _json(_runs, _store(request), security.check_project(request.path_params["project"]))
+
+
+def _run_summary(store: Store, run_id: str) -> dict:
+    run = store.run(run_id)
+    next_seq = max((run.records[-1].seq + 1) if run.records else 0, store.live_next_seq(run_id))
+    return {"run_id": run.run_id, "project": run.project, "name": run.name, "created": run.info.get("created"),
+            "status": run.status, "parameters": run.parameters, "others": run.others, "next_seq": next_seq,
+            "metric_names": sorted({m.name for m in run.metrics}),
+            "n_embeddings": len(run.embeddings)}
+
+
+async def get_run(request: Request) -> Response:
+    return await _json(_run_summary, _store(request), _run_id(request))
+
+
+def _metrics(store: Store, run_id: str) -> dict:
+    out: dict[str, list] = {}
+    for m in store.run(run_id).metrics:
+        out.setdefault(m.name, []).append(to_builtins(m))
+    return out
+
+
+async def get_metrics(request: Request) -> Response:
+    return await _json(_metrics, _store(request), _run_id(request))
+
+
+def _embeddings(store: Store, run_id: str) -> list[dict]:
+    """Each embedding record as stored, with its column listing and its reduction records."""
+    out = []
+    for emb in store.run(run_id).embeddings:
+        try:
+            columns = emb.column_types()
+        except (OSError, ValueError, KeyError, TypeError):  # a record without its column list and no readable blob
+            columns = []
+        out.append(embedding_listing(emb.record, columns, [r.record for r in emb.reductions]))
+    return out
+
+
+async def get_embeddings(request: Request) -> Response:
+    return await _json(_embeddings, _store(request), _run_id(request))
+
+
+def _vectors(store: Store, run_id: str, embedding_id: str) -> Response:
+    emb = store.embedding(run_id, embedding_id)
+    return _array_response(store.blob_file(run_id, emb.record.vectors.sha256), "vectors")
+
+
+async def get_vectors(request: Request) -> Response:
+    return await _sync(_vectors, _store(request), *_embedding_ids(request))
+
+
+def _metadata(store: Store, run_id: str, embedding_id: str) -> Response:
+    emb = store.embedding(run_id, embedding_id)
+    try:
+        meta = emb.metadata
+    except (OSError, ValueError) as exc:
+        raise Unprocessable(f"metadata of embedding {embedding_id} is not readable: {type(exc).__name__}") from None
+    return json_response(meta)
+
+
+async def get_metadata(request: Request) -> Response:
+    return await _sync(_metadata, _store(request), *_embedding_ids(request))
+
+
+def _sprite(store: Store, run_id: str, embedding_id: str) -> Response:
+    emb = store.embedding(run_id, embedding_id)
+    if emb.sprite is None:
+        raise NotFound(f"embedding {embedding_id} has no sprite")
+    path = store.blob_file(run_id, emb.sprite.sha256)
+    with open(path, "rb") as fh:
+        if fh.read(8) != security.PNG_MAGIC:
+            raise Unprocessable(f"the sprite of embedding {embedding_id} is not a PNG")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+
+
+async def get_sprite(request: Request) -> Response:
+    return await _sync(_sprite, _store(request), *_embedding_ids(request))
+
+
+def _coords(store: Store, run_id: str, reduction_id: str) -> Response:
+    red = store.reduction(run_id, reduction_id)
+    return _array_response(store.blob_file(run_id, red.record.coords.sha256), "coordinates")
+
+
+async def get_coords(request: Request) -> Response:
+    return await _sync(_coords, _store(request), _run_id(request),
+                       check_hex_id(request.path_params["reduction_id"], "reduction_id"))
+
+
+def _reduction_columns(store: Store, run_id: str, reduction_id: str) -> Response:
+    """A projection's own metadata columns (per-point trust), with the scores stored beside them."""
+    red = store.reduction(run_id, reduction_id)
+    try:
+        meta = red.metadata
+    except (OSError, ValueError) as exc:
+        raise Unprocessable(f"columns of reduction {reduction_id} are not readable: {type(exc).__name__}") from None
+    return json_response({**meta, "analysis": red.trust_scores})
+
+
+async def get_reduction_columns(request: Request) -> Response:
+    return await _sync(_reduction_columns, _store(request), _run_id(request),
+                       check_hex_id(request.path_params["reduction_id"], "reduction_id"))
+
+
+def _dynamics(store: Store, run_id: str, group: str | None, title: str | None) -> list:
+    """The run's dynamics records (of one group and title when given), oldest first."""
+    return [to_builtins(r) for r in store.run(run_id).dynamics_records
+            if (group is None or r.group == group) and (title is None or r.title == title)]
+
+
+async def get_dynamics(request: Request) -> Response:
+    query = request.query_params
+    return await _json(_dynamics, _store(request), _run_id(request), query.get("group"), query.get("title"))
+
+
+async def get_neighbors(request: Request) -> Response:
+    run_id, embedding_id = _embedding_ids(request)
+    index = _int_param(request, "index")
+    k = _int_param(request, "k", 10)
+    metric = request.query_params.get("metric", "cosine")
+    return await _json(_store(request).neighbors, run_id, embedding_id, index, k, metric)
+
+
+# -- write side ------------------------------------------------------------------------------
+async def put_run(request: Request) -> Response:
+    project = security.check_project(request.path_params["project"])
+    run_id = _run_id(request)
+    info = await _sync(security.parse_json, await read_body(request, min(_limits(request).parsed, 1 << 20)))
+    return json_response(await _sync(_store(request).put_run, project, run_id, info))
+
+
+async def head_blob(request: Request) -> Response:
+    run_id, sha = _blob_ids(request)
+    size = await _sync(_store(request).blob_size, run_id, sha)
+    if size is None:
+        return Response(status_code=404, headers={"Content-Length": "0"})
+    return Response(status_code=200, headers={"Content-Length": str(size)})
+
+
+async def get_blob(request: Request) -> Response:
+    run_id, sha = _blob_ids(request)
+    path = await _sync(_store(request).blob_file, run_id, sha)
+    return FileResponse(path, media_type="application/octet-stream", filename=sha, headers={"Cache-Control": IMMUTABLE})
+
+
+def _blocking_body(request: Request, cap: int):
+    """The request body as a blocking iterator of chunks, for store code on a worker thread."""
+    stream = request.stream()
+
+    async def next_chunk():
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    total = 0
+    while True:
+        try:
+            chunk = anyio.from_thread.run(next_chunk)
+        except ClientDisconnect:
+            raise ClientGone("the client went away before the whole body arrived") from None
+        if chunk is None:
+            return
+        total += len(chunk)
+        if total > cap:
+            raise PayloadTooLarge(f"body is above this server's limit of {cap} bytes")
+        yield chunk
+
+
+async def put_blob(request: Request) -> Response:
+    store, max_body = _store(request), _limits(request).max_body
+    run_id, sha = _blob_ids(request)
+    declared = _content_length(request)
+    if declared is not None and declared > max_body:
+        raise PayloadTooLarge(f"body of {declared} bytes is above this server's limit of {max_body} bytes; "
+                              "send large blobs in chunks (PATCH .../uploads/{sha256})")
+    size = await _sync(store.blob_size, run_id, sha)
+    if size is not None:
+        return json_response({"sha256": sha, "size": size, "created": False}, 200)
+    async with _big_bodies(request):
+        stored = await _sync(store.put_blob, run_id, sha, _blocking_body(request, max_body))
+    return json_response(stored, 201 if stored["created"] else 200)
+
+
+async def get_upload(request: Request) -> Response:
+    return json_response(await _sync(_store(request).upload_state, *_blob_ids(request)))
+
+
+async def patch_upload(request: Request) -> Response:
+    """Append one chunk at ``Upload-Offset``; with ``Upload-Checksum`` a chunk that fails it is dropped (460)."""
+    store, max_body = _store(request), _limits(request).max_body
+    run_id, sha = _blob_ids(request)
+    offset = _int_header(request, "upload-offset")
+    length = _int_header(request, "upload-length")
+    checksum = _upload_checksum(request)
+    declared = _content_length(request)
+    if declared is not None and declared > max_body:
+        raise PayloadTooLarge(f"chunk of {declared} bytes is above this server's limit of {max_body} bytes")
+    if declared is not None and offset + declared > length:
+        raise BadRequest(f"chunk runs past Upload-Length: {offset} + {declared} > {length}")
+    async with _big_bodies(request):
+        result = await _sync(store.append_upload, run_id, sha, offset, length, _blocking_body(request, max_body),
+                             checksum)
+    return json_response(result)
+
+
+async def post_records(request: Request) -> Response:
+    run_id = _run_id(request)
+    body = await _sync(security.parse_body, await read_body(request, _limits(request).parsed),
+                       request.headers.get("content-type"))
+    if not isinstance(body, dict) or "records" not in body:
+        raise BadRequest("body must be a map {\"records\": [record, ...]}")
+    return json_response(await _sync(_store(request).post_records, run_id, body["records"]))
+
+
+# -- the viewer's own state: bookmarks and projections computed from the page -------------
+def _bookmark_name(request: Request) -> str:
+    return check_bookmark_name(request.path_params["name"])
+
+
+async def list_bookmarks(request: Request) -> Response:
+    return json_response(await _sync(request.app.state.bookmarks.list, _run_id(request)))
+
+
+async def put_bookmark(request: Request) -> Response:
+    run_id, name = _run_id(request), _bookmark_name(request)
+    body = security.parse_json(await read_body(request, 64 * 1024))
+    if not isinstance(body, dict) or "state" not in body:
+        raise BadRequest("body must be a map {\"state\": {parameter: value, ...}}")
+    bookmark, created = await _sync(request.app.state.bookmarks.put, run_id, name, body["state"])
+    return json_response(bookmark, 201 if created else 200)
+
+
+async def delete_bookmark(request: Request) -> Response:
+    await _sync(request.app.state.bookmarks.delete, _run_id(request), _bookmark_name(request))
+    return Response(status_code=204)
+
+
+async def post_projection(request: Request) -> Response:
+    run_id = _run_id(request)
+    body = security.parse_json(await read_body(request, 64 * 1024))
+    return json_response(await _sync(request.app.state.projections.submit, run_id, body), 202)
+
+
+async def list_projections(request: Request) -> Response:
+    return json_response(await _sync(request.app.state.projections.list, _run_id(request)))
+
+
+async def get_projection(request: Request) -> Response:
+    return json_response(request.app.state.projections.get(_run_id(request), request.path_params["job_id"]))
+
+
+# -- the viewer ------------------------------------------------------------------------------
+async def viewer_page(request: Request) -> Response:
+    index = request.app.state.viewer_dir / "index.html"
+    if index.is_file():
+        return FileResponse(index, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    return Response(PLACEHOLDER, media_type="text/html; charset=utf-8")
+
+
+# -- the route table -------------------------------------------------------------------------
+API = "/api/v1"
+# (method, path under /api/v1, handler); a GET route answers HEAD too unless a HEAD route comes first.
+API_ROUTES = [
+    ("GET", "/openapi.json", openapi),
+    ("GET", "/health", health),
+    ("GET", "/projects", list_projects),
+    ("GET", "/projects/{project}/runs", list_runs),
+    ("PUT", "/projects/{project}/runs/{run_id}", put_run),
+    ("GET", "/runs/{run_id}", get_run),
+    ("GET", "/runs/{run_id}/metrics", get_metrics),
+    ("GET", "/runs/{run_id}/embeddings", get_embeddings),
+    ("GET", "/runs/{run_id}/embeddings/{embedding_id}/vectors", get_vectors),
+    ("GET", "/runs/{run_id}/embeddings/{embedding_id}/metadata", get_metadata),
+    ("GET", "/runs/{run_id}/embeddings/{embedding_id}/sprite", get_sprite),
+    ("GET", "/runs/{run_id}/embeddings/{embedding_id}/neighbors", get_neighbors),
+    ("GET", "/runs/{run_id}/reductions/{reduction_id}/coords", get_coords),
+    ("GET", "/runs/{run_id}/reductions/{reduction_id}/columns", get_reduction_columns),
+    ("GET", "/runs/{run_id}/dynamics", get_dynamics),
+    ("HEAD", "/runs/{run_id}/blobs/{sha256}", head_blob),
+    ("GET", "/runs/{run_id}/blobs/{sha256}", get_blob),
+    ("PUT", "/runs/{run_id}/blobs/{sha256}", put_blob),
+    ("GET", "/runs/{run_id}/uploads/{sha256}", get_upload),
+    ("PATCH", "/runs/{run_id}/uploads/{sha256}", patch_upload),
+    ("POST", "/runs/{run_id}/records", post_records),
+    ("GET", "/runs/{run_id}/bookmarks", list_bookmarks),
+    ("PUT", "/runs/{run_id}/bookmarks/{name}", put_bookmark),
+    ("DELETE", "/runs/{run_id}/bookmarks/{name}", delete_bookmark),
+    ("GET", "/runs/{run_id}/projections", list_projections),
+    ("POST", "/runs/{run_id}/projections", post_projection),
+    ("GET", "/runs/{run_id}/projections/{job_id}", get_projection),
+]
+# Client-side routes of the single-page viewer; the embedding view keeps its state in the query string.
+VIEWER_PAGES = ["/", "/projects/{rest:path}", "/runs/{rest:path}", "/view"]
+
+
+def routes(viewer_dir: Path) -> list:
+    """Starlette routes for the API table, the viewer's assets and its pages."""
+    table = [Route(API + path, handler, methods=[method]) for method, path, handler in API_ROUTES]
+    table.append(Route("/healthz", health, methods=["GET"]))  # the conventional probe path of orchestrators
+    table.append(Mount("/static", app=StaticFiles(directory=viewer_dir / "static", check_dir=False)))
+    table.extend(Route(path, viewer_page, methods=["GET"]) for path in VIEWER_PAGES)
+    return table
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette):
+    app.state.collector.start()  # collects expired partial uploads now, then periodically
+    try:
+        yield
+    finally:
+        app.state.collector.stop()
+        app.state.projections.close()
+        app.state.store.close()
+
+
 def create_app(root, api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY, host: str = "127.0.0.1",
-               *, allowed_hosts=(), viewer_dir: Path | None = None) -> Starlette:
+               *, allowed_hosts=(), viewer_dir: Path | None = None, upload_expiry: float = DEFAULT_UPLOAD_EXPIRY_S,
+               concurrent_bodies: int = DEFAULT_CONCURRENT_BODIES) -> Starlette:
     """Build the ASGI app serving the run directories under ``root``.
 
     Bound to a non-loopback ``host`` the server refuses to start without ``api_key``, since
-    anyone who can reach it could write.
+    anyone who can reach it could write. Partial uploads and temporary files older than
+    ``upload_expiry`` seconds are collected at start and periodically; at most
+    ``concurrent_bodies`` blob bodies stream to disk at once.
     """
     if api_key is not None and not api_key:
         raise ValueError("api_key must be a non-empty string or None")
@@ -182,282 +625,30 @@ def create_app(root, api_key: str | None = None, max_body: int = DEFAULT_MAX_BOD
                          "or set TRACKER_API_KEY")
     if max_body < 1:
         raise ValueError(f"max_body must be at least 1 byte; got {max_body}")
-    store = Store(root)
+    if not upload_expiry > 0:
+        raise ValueError(f"upload_expiry must be a positive number of seconds; got {upload_expiry}")
+    if concurrent_bodies < 1:
+        raise ValueError(f"concurrent_bodies must be at least 1; got {concurrent_bodies}")
     viewer = Path(viewer_dir) if viewer_dir else VIEWER_DIR
-    parsed_cap = min(max_body, MAX_PARSED_BODY)
-
-    async def sync(func, *args):
-        return await run_in_threadpool(func, *args)
-
-    # -- read side -----------------------------------------------------------------------
-    async def projects(request):
-        await sync(store.index.refresh)
-        return json_response(await sync(store.index.projects))
-
-    async def project_runs(request):
-        project = security.check_project(request.path_params["project"])
-        await sync(store.index.refresh)
-        runs = await sync(store.index.runs, project)
-        if not runs and not (store.root / project).is_dir():
-            raise ApiError(404, f"no project {project!r}")
-        return json_response(runs)
-
-    def _run_summary(run_id):
-        run = store.run(run_id)
-        next_seq = max((run.records[-1]["seq"] + 1) if run.records else 0, store.live_next_seq(run_id))
-        return {"run_id": run.run_id, "project": run.project, "name": run.name, "created": run.info.get("created"),
-                "status": run.status, "parameters": run.parameters, "others": run.others, "next_seq": next_seq,
-                "metric_names": sorted({m["name"] for m in run.metrics}),
-                "n_embeddings": len(run.embeddings)}
-
-    async def get_run(request):
-        return json_response(await sync(_run_summary, check_run_id(request.path_params["run_id"])))
-
-    def _metrics(run_id):
-        out: dict[str, list] = {}
-        for m in store.run(run_id).metrics:
-            out.setdefault(m["name"], []).append(
-                {"step": m.get("step"), "epoch": m.get("epoch"), "value": m.get("value"), "t": m.get("t")})
-        return out
-
-    async def metrics(request):
-        return json_response(await sync(_metrics, check_run_id(request.path_params["run_id"])))
-
-    def _embeddings(run_id):
-        out = []
-        for emb in store.run(run_id).embeddings:
-            meta = emb.record.get("metadata") or {}
-            names, types = meta.get("columns") or [], meta.get("types") or []
-            columns = [{"name": n, "type": types[i] if i < len(types) else None} for i, n in enumerate(names)]
-            if not names:  # an older or foreign record without the column list: read the blob
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                    columns = [{"name": c["name"], "type": c.get("type")} for c in emb.metadata["columns"]]
-            for ref in emb.extra_columns:
-                for i, n in enumerate(ref.get("columns") or []):
-                    columns = [c for c in columns if c["name"] != n]
-                    extra_types = ref.get("types") or []
-                    columns.append({"name": n, "type": extra_types[i] if i < len(extra_types) else None})
-            sprite = None
-            if emb.sprite:
-                sprite = {k: v for k, v in emb.sprite.items() if k != "sha256"}
-                sprite.setdefault("n", emb.n)
-            out.append({
-                "id": emb.id, "title": emb.title, "group": emb.group, "step": emb.step, "n": emb.n, "dim": emb.dim,
-                "columns": columns, "sprite": sprite,
-                "reductions": [{"id": r.id, "method": r.method, "n_components": r.n_components, "params": r.params,
-                                "fitted_on": r.fitted_on, "timeline": r.timeline, "quality": r.quality}
-                               for r in emb.reductions]})
-        return out
-
-    async def embeddings(request):
-        return json_response(await sync(_embeddings, check_run_id(request.path_params["run_id"])))
-
-    def _ids(request):
-        return (check_run_id(request.path_params["run_id"]),
-                check_hex_id(request.path_params["embedding_id"], "embedding_id"))
-
-    def _vectors(run_id, embedding_id):
-        emb = store.embedding(run_id, embedding_id)
-        return _array_response(store.blob_file(run_id, emb.record["vectors"]["sha256"]), "vectors")
-
-    async def vectors(request):
-        return await sync(_vectors, *_ids(request))
-
-    def _metadata(run_id, embedding_id):
-        emb = store.embedding(run_id, embedding_id)
-        try:
-            meta = emb.metadata
-        except (OSError, ValueError) as exc:
-            raise ApiError(422, f"metadata of embedding {embedding_id} is not readable: {type(exc).__name__}") from None
-        return json_response({"n": meta["n"], "columns": meta["columns"]})
-
-    async def metadata(request):
-        return await sync(_metadata, *_ids(request))
-
-    def _sprite(run_id, embedding_id):
-        emb = store.embedding(run_id, embedding_id)
-        if not emb.sprite or not isinstance(emb.sprite.get("sha256"), str):
-            raise ApiError(404, f"embedding {embedding_id} has no sprite")
-        path = store.blob_file(run_id, check_sha256(emb.sprite["sha256"]))
-        with open(path, "rb") as fh:
-            if fh.read(8) != security.PNG_MAGIC:
-                raise ApiError(422, f"the sprite of embedding {embedding_id} is not a PNG")
-        return FileResponse(path, media_type="image/png",
-                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
-
-    async def sprite(request):
-        return await sync(_sprite, *_ids(request))
-
-    def _coords(run_id, reduction_id):
-        red = store.reduction(run_id, reduction_id)
-        return _array_response(store.blob_file(run_id, check_sha256(red.record["coords"]["sha256"])), "coordinates")
-
-    async def coords(request):
-        return await sync(_coords, check_run_id(request.path_params["run_id"]),
-                          check_hex_id(request.path_params["reduction_id"], "reduction_id"))
-
-    async def neighbors(request):
-        run_id, embedding_id = _ids(request)
-        index = _int_param(request, "index")
-        k = _int_param(request, "k", 10)
-        metric = request.query_params.get("metric", "cosine")
-        return json_response(await sync(store.neighbors, run_id, embedding_id, index, k, metric))
-
-    async def openapi(request):
-        return json_response(openapi_schema())
-
-    # -- write side ----------------------------------------------------------------------
-    async def put_run(request):
-        project = security.check_project(request.path_params["project"])
-        run_id = check_run_id(request.path_params["run_id"])
-        info = security.parse_json(await read_body(request, min(parsed_cap, 1 << 20)))
-        return json_response(await sync(store.put_run, project, run_id, info))
-
-    def _blob_ids(request):
-        return check_run_id(request.path_params["run_id"]), check_sha256(request.path_params["sha256"])
-
-    async def head_blob(request):
-        run_id, sha = _blob_ids(request)
-        size = await sync(store.blob_size, run_id, sha)
-        if size is None:
-            return Response(status_code=404, headers={"Content-Length": "0"})
-        return Response(status_code=200, headers={"Content-Length": str(size)})
-
-    async def get_blob(request):
-        run_id, sha = _blob_ids(request)
-        path = await sync(store.blob_file, run_id, sha)
-        return FileResponse(path, media_type="application/octet-stream", filename=sha,
-                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
-
-    async def put_blob(request):
-        run_id, sha = _blob_ids(request)
-        declared = _content_length(request)
-        if declared is not None and declared > max_body:
-            raise ApiError(413, f"body of {declared} bytes is above this server's limit of {max_body} bytes; "
-                                "send large blobs in chunks (PATCH .../uploads/{sha256})")
-        size = await sync(store.blob_size, run_id, sha)
-        if size is not None:
-            return json_response({"sha256": sha, "size": size, "created": False}, 200)
-        fh, tmp = await sync(store.new_blob_tmp, run_id)
-        digest, total = hashlib.sha256(), 0
-        try:
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total > max_body:
-                    raise ApiError(413, f"body is above this server's limit of {max_body} bytes")
-                digest.update(chunk)
-                fh.write(chunk)
-            fh.close()
-            created = await sync(store.commit_blob, run_id, sha, tmp, digest.hexdigest())
-        except BaseException:
-            fh.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return json_response({"sha256": sha, "size": total, "created": created}, 201 if created else 200)
-
-    async def get_upload(request):
-        run_id, sha = _blob_ids(request)
-        return json_response(await sync(store.upload_state, run_id, sha))
-
-    async def patch_upload(request):
-        run_id, sha = _blob_ids(request)
-        offset = _int_header(request, "upload-offset")
-        length = _int_header(request, "upload-length")
-        declared = _content_length(request)
-        if declared is not None and declared > max_body:
-            raise ApiError(413, f"chunk of {declared} bytes is above this server's limit of {max_body} bytes")
-        if declared is not None and offset + declared > length:
-            raise ApiError(400, f"chunk runs past Upload-Length: {offset} + {declared} > {length}")
-        state = await sync(store.upload_state, run_id, sha)
-        if state["complete"]:
-            return json_response({"offset": state["offset"], "complete": True})
-        lock = store.upload_lock(run_id, sha)
-        if not lock.acquire(blocking=False):
-            raise ApiError(409, "another request is appending to this upload", offset=state["offset"])
-        result = None
-        try:
-            fh = await sync(store.open_upload, run_id, sha, offset, length)
-            received = 0
-            try:
-                async for chunk in request.stream():
-                    received += len(chunk)
-                    if received > max_body or offset + received > length:
-                        await sync(store.truncate_upload, fh, offset)
-                        fh = None
-                        if received > max_body:
-                            raise ApiError(413, f"chunk is above this server's limit of {max_body} bytes")
-                        raise ApiError(400, f"chunk runs past Upload-Length {length}")
-                    fh.write(chunk)
-            except ClientDisconnect:
-                pass  # keep the prefix that arrived: the client resumes from the server's offset
-            finally:
-                if fh is not None:
-                    result = await sync(store.finish_upload_chunk, run_id, sha, fh, length)
-        finally:
-            lock.release()
-        return json_response(result)
-
-    async def post_records(request):
-        run_id = check_run_id(request.path_params["run_id"])
-        body = security.parse_body(await read_body(request, parsed_cap), request.headers.get("content-type"))
-        if not isinstance(body, dict) or "records" not in body:
-            raise ApiError(400, "body must be a map {\"records\": [record, ...]}")
-        return json_response(await sync(store.post_records, run_id, body["records"]))
-
-    # -- the viewer ----------------------------------------------------------------------
-    async def viewer_page(request):
-        index = viewer / "index.html"
-        if index.is_file():
-            return FileResponse(index, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
-        return Response(PLACEHOLDER, media_type="text/html; charset=utf-8")
-
-    api = "/api/v1"
-    routes = [
-        Route(f"{api}/openapi.json", openapi, methods=["GET"]),
-        Route(f"{api}/projects", projects, methods=["GET"]),
-        Route(f"{api}/projects/{{project}}/runs", project_runs, methods=["GET"]),
-        Route(f"{api}/projects/{{project}}/runs/{{run_id}}", put_run, methods=["PUT"]),
-        Route(f"{api}/runs/{{run_id}}", get_run, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/metrics", metrics, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/embeddings", embeddings, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/embeddings/{{embedding_id}}/vectors", vectors, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/embeddings/{{embedding_id}}/metadata", metadata, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/embeddings/{{embedding_id}}/sprite", sprite, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/embeddings/{{embedding_id}}/neighbors", neighbors, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/reductions/{{reduction_id}}/coords", coords, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/blobs/{{sha256}}", head_blob, methods=["HEAD"]),
-        Route(f"{api}/runs/{{run_id}}/blobs/{{sha256}}", get_blob, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/blobs/{{sha256}}", put_blob, methods=["PUT"]),
-        Route(f"{api}/runs/{{run_id}}/uploads/{{sha256}}", get_upload, methods=["GET"]),
-        Route(f"{api}/runs/{{run_id}}/uploads/{{sha256}}", patch_upload, methods=["PATCH"]),
-        Route(f"{api}/runs/{{run_id}}/records", post_records, methods=["POST"]),
-        Mount("/static", app=StaticFiles(directory=viewer / "static", check_dir=False)),
-        Route("/", viewer_page, methods=["GET"]),
-        Route("/projects/{rest:path}", viewer_page, methods=["GET"]),
-        Route("/runs/{rest:path}", viewer_page, methods=["GET"]),
-        # the embedding view keeps its state in the query string: /view?run=..&emb=.. (viewer, issue 7)
-        Route("/view", viewer_page, methods=["GET"]),
-    ]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        try:
-            yield
-        finally:
-            store.close()
-
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, HTTPException: _http_error},
-                    lifespan=lifespan)
+    app = Starlette(routes=routes(viewer), exception_handlers={HTTPException: _framework_error}, lifespan=_lifespan)
     app.add_middleware(Guard, api_key=api_key, allowed_hosts=security.allowed_hostnames(host, allowed_hosts))
     app.add_middleware(security.SecurityHeaders)
-    app.state.store = store
+    app.state.store = Store(root)
+    app.state.limits = Limits(max_body=max_body, parsed=min(max_body, MAX_PARSED_BODY),
+                              concurrent_bodies=concurrent_bodies)
+    app.state.collector = Collector(app.state.store, upload_expiry)
+    app.state.viewer_dir = viewer
+    app.state.bookmarks = Bookmarks(app.state.store.root, app.state.store)
+    app.state.projections = ProjectionJobs(app.state.store)
     return app
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(prog="tracker-server", description="Serve tracker runs and the viewer.")
+    parser = argparse.ArgumentParser(prog="tracker-server", description="Serve tracker runs and the viewer.",
+                                     epilog="tracker-server gc --root DIR [--older-than H] [--apply]: report (or "
+                                            "remove) expired partial uploads and temporary files")
     parser.add_argument("--root", required=True, help="directory of runs (<root>/<project>/<run_id>/)")
+    parser.add_argument("--create", action="store_true", help="create --root when it does not exist")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--api-key", default=os.environ.get("TRACKER_API_KEY") or None,
@@ -465,22 +656,92 @@ def _parse_args(argv):
     parser.add_argument("--reindex", action="store_true", help="rebuild the SQLite index from the journals first")
     parser.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY / 2 ** 20,
                         help="largest request body in MiB (default 256); larger blobs go in chunks")
+    parser.add_argument("--upload-expiry-hours", type=_positive_hours, default=DEFAULT_UPLOAD_EXPIRY_S / 3600,
+                        help="partial uploads and temporary files older than this are collected (default 24)")
+    parser.add_argument("--concurrent-bodies", type=int, default=DEFAULT_CONCURRENT_BODIES,
+                        help=f"blob bodies streamed to disk at once (default {DEFAULT_CONCURRENT_BODIES})")
     parser.add_argument("--allowed-host", action="append", default=[],
                         help="extra Host name this server answers to (repeatable)")
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
 
 
+def _positive_hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = float("nan")
+    if not 0 < hours < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of hours; got {value!r}")
+    return hours
+
+
+def _gc_main(argv) -> int:
+    """``tracker-server gc``: what the server's collector would remove; ``--apply`` removes it."""
+    parser = argparse.ArgumentParser(prog="tracker-server gc",
+                                     description="Report (dry run) or remove expired partial uploads and "
+                                                 "temporary files under a server root.")
+    parser.add_argument("--root", required=True, help="the server's directory of runs")
+    parser.add_argument("--older-than", type=_positive_hours, default=DEFAULT_UPLOAD_EXPIRY_S / 3600,
+                        metavar="HOURS", help="age past which a partial file has expired (default 24)")
+    parser.add_argument("--apply", action="store_true", help="remove them (default: only report)")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.root):
+        print(f"tracker-server gc: --root {args.root} is not a directory", file=sys.stderr)
+        return 2
+    found = collect_garbage(Path(args.root), args.older_than * 3600, apply=args.apply)
+    verb = "removed" if args.apply else "would remove"
+    for item in found:
+        print(f"{verb} {item.path} ({item.size} bytes, {item.age_s / 3600:.1f} h old)")
+    total = sum(item.size for item in found)
+    print(f"tracker-server gc: {verb} {len(found)} files, {total} bytes"
+          + ("" if args.apply or not found else "; run again with --apply to remove them"))
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says "serving" (a busy port is one clear error)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def main(argv=None) -> int:
-    """``tracker-server --root DIR [--host H] [--port P] [--api-key K] [--reindex] [--max-body-mb N]``."""
+    """``tracker-server --root DIR [--create] [--host H] [--port P] [--api-key K] [--reindex] ...``
+    or ``tracker-server gc --root DIR [--older-than H] [--apply]``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gc"]:
+        return _gc_main(argv[1:])
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not os.path.isdir(args.root):
+        if os.path.lexists(args.root) or not args.create:
+            print(f"tracker-server: --root {args.root} is not a directory; pass --create to create it",
+                  file=sys.stderr)
+            return 2
+        os.makedirs(args.root)
     try:
         app = create_app(args.root, api_key=args.api_key, max_body=int(args.max_body_mb * 2 ** 20),
-                         host=args.host, allowed_hosts=args.allowed_host)
+                         host=args.host, allowed_hosts=args.allowed_host,
+                         upload_expiry=args.upload_expiry_hours * 3600, concurrent_bodies=args.concurrent_bodies)
     except ValueError as exc:
         print(f"tracker-server: {exc}", file=sys.stderr)
         return 2
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        print(f"tracker-server: port {args.port} on {args.host} {reason}; stop the other server or pass "
+              "another --port", file=sys.stderr)
+        app.state.store.close()
+        return 1
     if args.reindex:
         count = app.state.store.index.rebuild()
         print(f"tracker-server: reindexed {count} runs under {args.root}", file=sys.stderr)
@@ -488,8 +749,9 @@ def main(argv=None) -> int:
 
     print(f"tracker-server: serving {os.path.abspath(args.root)} on http://{args.host}:{args.port}", file=sys.stderr,
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False,
-                proxy_headers=False, access_log=False)
+    config = uvicorn.Config(app, log_level=args.log_level, server_header=False, proxy_headers=False,
+                            access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

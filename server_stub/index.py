@@ -4,6 +4,11 @@ The journals stay the source of truth. Each row remembers the signature (sizes a
 ``run.json`` and the journal segments) it was built from, so :meth:`Index.refresh` re-reads
 only the runs that changed, including runs a live local process is still writing. Deleting
 the file, or ``tracker-server --reindex``, rebuilds it from the journals.
+
+A run that cannot be read or indexed (a corrupt journal, text SQLite cannot store) never
+breaks the listing of the others: it is listed with status ``unreadable``, its reason is kept
+in the ``problem`` column for ``/api/v1/health``, and it is logged once per change of its
+files. The index is a cache: a write it cannot make (a full disk) is logged, never raised.
 """
 
 from __future__ import annotations
@@ -16,9 +21,7 @@ import threading
 from pathlib import Path
 
 from tracker_sdk.errors import RunFormatError
-from tracker_sdk.runformat import RUN_JSON, open_run
-
-from .security import PROJECT_RE, RUN_ID_RE
+from tracker_sdk.runformat import RUN_JSON, iter_run_dirs, open_run
 
 log = logging.getLogger("server_stub.index")
 INDEX_FILE = ".tracker-index.sqlite3"
@@ -32,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT,
     parameters TEXT,
     n_embeddings INTEGER,
-    signature TEXT NOT NULL
+    signature TEXT NOT NULL,
+    problem TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs(project);
 """
@@ -55,26 +59,6 @@ def run_signature(run_dir: Path) -> str | None:
     return "|".join(parts)
 
 
-def scan_run_dirs(root: Path):
-    """Yield (project, run_id, run_dir) for every well-named run directory under root."""
-    try:
-        projects = sorted(os.scandir(root), key=lambda e: e.name)
-    except FileNotFoundError:
-        return
-    for project in projects:
-        if not PROJECT_RE.match(project.name) or not project.is_dir(follow_symlinks=False):
-            continue
-        try:
-            runs = sorted(os.scandir(project.path), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for run in runs:
-            if RUN_ID_RE.match(run.name) and run.is_dir(follow_symlinks=False):
-                run_dir = Path(run.path)
-                if (run_dir / RUN_JSON).is_file():
-                    yield project.name, run.name, run_dir
-
-
 class Index:
     """Rows of ``runs`` keyed by run_id; safe to use from several threads."""
 
@@ -85,6 +69,9 @@ class Index:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "problem" not in columns:  # an index written before the column existed
+                self._db.execute("ALTER TABLE runs ADD COLUMN problem TEXT")
         except sqlite3.Error as exc:  # a read-only root still gets served, from an in-memory index
             log.warning("index %s is not writable (%s); keeping the index in memory", self.path, exc)
             self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -109,28 +96,56 @@ class Index:
         with self._lock:
             known = dict(self._db.execute("SELECT run_id, signature FROM runs"))
         seen = set()
-        for project, run_id, run_dir in scan_run_dirs(self.root):
+        for run_dir in iter_run_dirs(self.root):
+            project, run_id = run_dir.parent.name, run_dir.name
             seen.add(run_id)
             signature = run_signature(run_dir)
             if signature is not None and known.get(run_id) != signature:
                 self.update(project, run_id, run_dir, signature)
         gone = set(known) - seen
         if gone:
-            with self._lock:
-                self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in gone])
+            try:
+                with self._lock:
+                    self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in gone])
+            except sqlite3.Error as exc:
+                log.warning("the index could not forget %d removed runs: %s", len(gone), exc)
 
     def update(self, project: str, run_id: str, run_dir: Path, signature: str | None = None) -> None:
         """Re-read one run and store its row (the signature is taken before reading)."""
         signature = signature or run_signature(run_dir) or ""
+        problem = None
         try:
             run = open_run(run_dir)
             row = (run_id, project, _text(run.name), _number(run.info.get("created")), run.status,
-                   json.dumps(run.parameters, default=str), len(run.embeddings), signature)
+                   json.dumps(run.parameters, default=str), len(run.embeddings), signature, None)
         except (RunFormatError, OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("run %s is unreadable: %s", run_dir, exc)
-            row = (run_id, project, None, None, "unreadable", "{}", 0, signature)
+            problem = f"{type(exc).__name__}: {exc}".replace(str(self.root) + os.sep, "")
+        if problem is None:
+            try:
+                self._write(row)
+                return
+            except (UnicodeEncodeError, OverflowError) as exc:  # e.g. a lone surrogate in the run's name
+                problem = f"cannot be indexed: {type(exc).__name__}: {exc}"
+        log.warning("run %s is skipped by the listings, it is unreadable: %s", run_dir, problem)
+        try:
+            self._write((run_id, project, None, None, "unreadable", "{}", 0, signature, problem[:2000]))
+        except UnicodeEncodeError:
+            self._write((run_id, project, None, None, "unreadable", "{}", 0, signature,
+                         problem.encode("utf-8", "backslashreplace").decode()[:2000]))
+
+    def _write(self, row: tuple) -> None:
+        try:
+            with self._lock:
+                self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.Error as exc:  # the journals stay the truth; the next refresh tries again
+            log.warning("the index could not store run %s: %s", row[0], exc)
+
+    def problems(self) -> list[dict]:
+        """Runs the listings show as unreadable, with the reason."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            rows = self._db.execute("SELECT run_id, project, problem FROM runs WHERE status = 'unreadable' "
+                                    "ORDER BY project, run_id").fetchall()
+        return [{"run_id": r, "project": p, "problem": why or "unreadable"} for r, p, why in rows]
 
     def locate(self, run_id: str) -> str | None:
         with self._lock:

@@ -18,10 +18,9 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-HEX_ID_RE = RUN_ID_RE
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from tracker_sdk.runformat import names
+
+from .errors import ApiError, BadRequest
 
 MAX_DEPTH = 32
 MAX_PNG_SIDE = 8192
@@ -40,45 +39,26 @@ HARDENING_HEADERS = [
 ]
 
 
-class ApiError(Exception):
-    """A 4xx answer: ``{"error": message, **extra}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, **extra):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
-
-
 # -- ids -------------------------------------------------------------------------------------
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_run_id(value: str) -> str:
-    if not isinstance(value, str) or not RUN_ID_RE.match(value):
-        raise ApiError(400, f"run_id must be 32 lowercase hex characters; got {_short(value)}")
-    return value
+def check_run_id(value) -> str:
+    return names.check_hex_id(value, "run_id", error=BadRequest)
 
 
-def check_hex_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not HEX_ID_RE.match(value):
-        raise ApiError(400, f"{what} must be 32 lowercase hex characters; got {_short(value)}")
-    return value
+def check_hex_id(value, what: str) -> str:
+    return names.check_hex_id(value, what, error=BadRequest)
 
 
-def check_sha256(value: str) -> str:
-    if not isinstance(value, str) or not SHA256_RE.match(value):
-        raise ApiError(400, f"sha256 must be 64 lowercase hex characters; got {_short(value)}")
-    return value
+def check_sha256(value) -> str:
+    return names.check_sha256(value, "sha256", error=BadRequest)
 
 
-def check_project(value: str) -> str:
-    if not isinstance(value, str) or not PROJECT_RE.match(value):
-        raise ApiError(400, "project must start with a letter or digit and contain only letters, digits, "
-                            f"'.', '_' and '-' (at most 128 characters); got {_short(value)}")
-    return value
+def check_project(value) -> str:
+    return names.check_project(value, "project", error=BadRequest)
 
 
 # -- who may write ---------------------------------------------------------------------------

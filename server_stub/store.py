@@ -5,34 +5,54 @@ The server's data directory is exactly the layout the SDK writes offline
 built only from ids and hashes that :mod:`server_stub.security` has checked. A run the
 server writes has one open :class:`RunWriter` (its flock keeps a local process from writing
 the same run at the same time). Partial chunked uploads live in
-``<root>/.uploads/<run_id>/<sha256>.part`` and survive restarts.
+``<root>/.uploads/<run_id>/<sha256>.part`` and survive restarts; one whose bytes are all
+there is committed (hashed and checked) by the next request that asks about it, and one
+left longer than the expiry is collected (:func:`collect_garbage`, :class:`Collector`).
+
+Nothing under the root is reached through a symbolic link: every path is checked component
+by component from the root (``lstat``) and refused with 403 when one is a link. Every record
+batch appended gets a line in ``<run_dir>/received.jsonl`` with the server's own receive time.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import logging
 import math
 import os
-import tempfile
+import stat
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tracker_sdk.errors import RunFormatError, RunLockedError
-from tracker_sdk.runformat import FORMAT_VERSION, RECORD_KINDS, RUN_JSON, RunWriter, open_run
-from tracker_sdk.runformat.files import blob_path, fsync_dir, hash_file, read_json
+from tracker_sdk.analysis.neighbors import ExactKnn
+from tracker_sdk.errors import BlobIntegrityError, InvalidRecordError, RunFormatError, RunLockedError, StorageFullError
+from tracker_sdk.runformat import (FORMAT_VERSION, RUN_JSON, RunWriter, is_run_dir, iter_project_dirs, iter_run_dirs,
+                                   names, open_run)
+from tracker_sdk.runformat.format import READABLE_VERSIONS
+from tracker_sdk.runformat.records import (ArrayRef, AssetRecord, ColumnsRecord, EmbeddingRecord, EndRecord,
+                                           MetadataRef, MetricRecord, OtherRecord, ParameterRecord, Record,
+                                           ReductionRecord, SpriteRef, blob_refs, encode, from_builtins)
+from tracker_sdk.runformat.files import TMP_SUFFIX, blob_path, commit_blob, full_disk_raises, read_json, refuse_links
 
 from . import security
+from .errors import (ApiError, BadRequest, ChecksumMismatch, ClientGone, Conflict, Forbidden, IntegrityMismatch,
+                     NotFound, Unprocessable, full_disk, relative, unreadable_run)
 from .index import Index, run_signature
-from .security import ApiError, check_hex_id, check_run_id, check_sha256
+from .security import check_hex_id, check_run_id, check_sha256
 
 log = logging.getLogger("server_stub.store")
 UPLOADS = ".uploads"
+RECEIVED = "received.jsonl"
 MAX_RUN_JSON = 64 * 1024
 MAX_TEXT = 4096
+DEFAULT_UPLOAD_EXPIRY_S = 24 * 3600
 
 
 class _LiveRun:
@@ -58,7 +78,7 @@ class Store:
         self._live: OrderedDict[str, _LiveRun] = OrderedDict()
         self._run_cache: dict[str, tuple[str, object]] = {}
         self._upload_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._knn_cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self._knn_cache: OrderedDict[tuple, ExactKnn] = OrderedDict()
 
     def close(self) -> None:
         with self._lock:
@@ -73,14 +93,19 @@ class Store:
         """The directory of ``run_id`` (any project), or None."""
         check_run_id(run_id)
         project = self.index.locate(run_id)
-        if project is not None and (self.root / project / run_id / RUN_JSON).is_file():
-            return self.root / project / run_id
-        for entry in os.scandir(self.root):
-            if security.PROJECT_RE.match(entry.name) and entry.is_dir(follow_symlinks=False):
-                candidate = Path(entry.path) / run_id
-                if (candidate / RUN_JSON).is_file() and not candidate.is_symlink():
-                    return candidate
+        if project is not None and is_run_dir(self.root / project / run_id):
+            return self.no_links(self.root / project / run_id)
+        for project_dir in iter_project_dirs(self.root):
+            if is_run_dir(project_dir / run_id):
+                return self.no_links(project_dir / run_id)
         return None
+
+    def no_links(self, path: Path) -> Path:
+        """``path`` when no existing component below the root is a symbolic link; else 403."""
+        try:
+            return refuse_links(self.root, path)
+        except RunFormatError as exc:
+            raise Forbidden(f"{relative(str(exc), self.root)}: this server never follows links under its root") from None
 
     def run_dir(self, run_id: str) -> Path:
         path = self.locate(run_id)
@@ -95,10 +120,12 @@ class Store:
         cached = self._run_cache.get(run_id)
         if cached is not None and cached[0] == signature:
             return cached[1]
+        for part in (RUN_JSON, "journal", "blobs"):
+            self.no_links(path / part)
         try:
             run = open_run(path)
         except RunFormatError as exc:
-            raise ApiError(422, f"run {run_id} cannot be read: {_relative(str(exc), self.root)}") from None
+            raise unreadable_run(exc, self.root, run_id) from None
         if len(self._run_cache) >= 256:  # runs are small once read, but not free; forget the oldest
             self._run_cache.pop(next(iter(self._run_cache)), None)
         self._run_cache[run_id] = (signature, run)
@@ -113,23 +140,30 @@ class Store:
             raise ApiError(400, "the body must be a JSON object: the run's run.json")
         if info.get("run_id", run_id) != run_id:
             raise ApiError(400, f"body run_id {info.get('run_id')!r} does not match the URL's {run_id}")
-        if info.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        if info.get("format_version", FORMAT_VERSION) not in READABLE_VERSIONS:  # records are re-encoded as the current
             raise ApiError(400, f"format_version {info.get('format_version')!r} is not supported; "
-                                f"this server stores version {FORMAT_VERSION}")
+                                f"this server reads versions {READABLE_VERSIONS} and stores {FORMAT_VERSION}")
         for key in ("name", "workspace", "status"):
             if info.get(key) is not None and not (isinstance(info[key], str) and len(info[key]) <= MAX_TEXT):
                 raise ApiError(400, f"run.json field {key!r} must be a string of at most {MAX_TEXT} characters")
+            if info.get(key) is not None:
+                names.check_name(info[key], f"run.json field {key!r}", max_length=MAX_TEXT, error=BadRequest)
+        check_json_text(info, "run.json")
         existing = self.locate(run_id)
         if existing is not None and existing.parent.name != project:
             raise ApiError(409, f"run {run_id} already exists in project {existing.parent.name!r}")
-        run_dir = self.root / project / run_id
+        run_dir = self.no_links(self.root / project / run_id)
+        for part in (RUN_JSON, "journal", "blobs"):
+            self.no_links(run_dir / part)
         clean = {**info, "run_id": run_id, "project": project, "format_version": FORMAT_VERSION}
         live = self._live_run(run_dir, run_id, info=clean)
         with live.lock:
             current = read_json(run_dir / RUN_JSON)
-            if any(current.get(k) != v for k, v in clean.items()):  # a resume may bring a new name or status
+            changed = any(current.get(k) != v for k, v in clean.items())  # a resume may bring a new name or status
+            if changed:
                 live.writer.update_info(**clean)
-        self.index.update(project, run_id, run_dir)
+        if changed or self.index.locate(run_id) is None:  # an unchanged run leaves every file as it was
+            self.index.update(project, run_id, run_dir)
         return {"run_id": run_id, "project": project, "next_seq": live.writer.next_seq}
 
     def _live_run(self, run_dir: Path, run_id: str, info: dict | None = None) -> _LiveRun:
@@ -139,16 +173,18 @@ class Store:
                 self._live.move_to_end(run_id)
                 return live
             try:
-                writer = RunWriter(run_dir, info=info)
+                writer = RunWriter(run_dir, info=info)  # recovery reads the journal: corruption raises here
             except RunLockedError:
-                raise ApiError(409, f"run {run_id} is being written by another process") from None
-            rows = {}
-            try:
-                for emb in open_run(run_dir).embeddings:
-                    rows[emb.id] = emb.n
+                raise Conflict(f"run {run_id} is being written by another process") from None
             except RunFormatError as exc:
+                raise unreadable_run(exc, self.root, run_id) from None
+            try:
+                rows = {emb.id: emb.n for emb in open_run(run_dir).embeddings}
+            except BaseException as exc:  # no writer (and so no lock) outlives a run it cannot serve
                 writer.close()
-                raise ApiError(422, f"run {run_id} cannot be read: {_relative(str(exc), self.root)}") from None
+                if isinstance(exc, RunFormatError):
+                    raise unreadable_run(exc, self.root, run_id) from None
+                raise
             live = self._live[run_id] = _LiveRun(writer, rows)
             evicted = []
             while len(self._live) > self.max_writers:
@@ -164,63 +200,72 @@ class Store:
         return live.writer.next_seq if live is not None and not live.writer.closed else 0
 
     # -- blobs ---------------------------------------------------------------------------
-    def blob_size(self, run_id: str, sha: str) -> int | None:
-        check_sha256(sha)
-        path = blob_path(self.run_dir(run_id), sha)
+    def _blob(self, run_dir: Path, sha: str) -> tuple[Path, int | None]:
+        """The blob's path and size (None when absent); a link anywhere on the way is refused."""
+        path = self.no_links(blob_path(run_dir, check_sha256(sha)))
         try:
-            return path.stat().st_size
-        except FileNotFoundError:
-            return None
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return path, None
+        return path, st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def blob_size(self, run_id: str, sha: str) -> int | None:
+        return self._blob(self.run_dir(run_id), sha)[1]
 
     def blob_file(self, run_id: str, sha: str) -> Path:
-        check_sha256(sha)
-        path = blob_path(self.run_dir(run_id), sha)
-        if not path.is_file():
+        path, size = self._blob(self.run_dir(run_id), sha)
+        if size is None:
             raise ApiError(404, f"run {run_id} has no blob {sha}")
         return path
 
-    def new_blob_tmp(self, run_id: str):
-        """An open temp file next to the run's blobs (same filesystem, so the rename is atomic)."""
-        tmp_dir = self.run_dir(run_id) / "blobs" / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
-        return os.fdopen(fd, "wb", buffering=0), Path(name)
+    def put_blob(self, run_id: str, sha: str, chunks) -> dict:
+        """Store a blob sent whole: ``chunks`` are written, hashed and checked against ``sha``."""
+        check_sha256(sha)
+        blob = self._commit(self.run_dir(run_id), chunks, sha, None, "body")
+        return {"sha256": sha, "size": blob.size, "created": blob.created}
 
-    def commit_blob(self, run_id: str, sha: str, tmp: Path, digest: str) -> bool:
-        """Make a fully received temp file visible as blob ``sha``; True when it is new."""
+    def _commit(self, run_dir: Path, source, sha: str, size: int | None, what: str):
+        """The one blob commit (:func:`commit_blob`), its refusals as answers: bytes that do not
+        hash to their name were corrupted on the way (422, ``retryable``), a full disk is 507."""
+        self.no_links(run_dir / "blobs" / sha[:2])
         try:
-            if digest != sha:
-                raise ApiError(400, f"body hashes to {digest}, not to {sha}")
-            final = blob_path(self.run_dir(run_id), sha)
-            if final.exists():
-                return False
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-            return True
-        finally:
-            _unlink_quietly(tmp)
+            return commit_blob(run_dir, source, sha256=sha, size=size)
+        except BlobIntegrityError as exc:
+            raise IntegrityMismatch(f"the {what} does not match blob {sha}: {relative(str(exc), self.root)}; "
+                                    "send it again") from None
+        except StorageFullError as exc:
+            raise full_disk(exc) from None
 
     # -- chunked uploads -----------------------------------------------------------------
     def _upload_paths(self, run_id: str, sha: str) -> tuple[Path, Path]:
         base = self.uploads / check_run_id(run_id)
-        return base / f"{check_sha256(sha)}.part", base / f"{sha}.length"
+        part, length_file = base / f"{check_sha256(sha)}.part", base / f"{sha}.length"
+        self.no_links(part)
+        self.no_links(length_file)
+        return part, length_file
 
     def upload_lock(self, run_id: str, sha: str) -> threading.Lock:
         with self._lock:
             return self._upload_locks.setdefault((run_id, sha), threading.Lock())
 
     def upload_state(self, run_id: str, sha: str) -> dict:
+        """How far an upload got; one whose bytes are all there is committed now (after a crash of
+        either side the client only has to ask)."""
         size = self.blob_size(run_id, sha)
         if size is not None:
             return {"offset": size, "complete": True}
         part, length_file = self._upload_paths(run_id, sha)
-        offset = part.stat().st_size if part.is_file() else 0
-        state = {"offset": offset, "complete": False}
-        if length_file.is_file():
-            state["length"] = int(length_file.read_text() or 0)
+        state = {"offset": _regular_size(part), "complete": False}
+        length = _known_length(length_file)
+        if length is not None:
+            state["length"] = length
+            if state["offset"] >= length:
+                lock = self.upload_lock(run_id, sha)
+                if lock.acquire(blocking=False):  # else the request holding it commits
+                    try:
+                        return self._commit_part(run_id, sha, length)
+                    finally:
+                        lock.release()
         return state
 
     def open_upload(self, run_id: str, sha: str, offset: int, length: int):
@@ -230,14 +275,16 @@ class Store:
         if offset > length:
             raise ApiError(400, f"Upload-Offset {offset} is past Upload-Length {length}")
         part, length_file = self._upload_paths(run_id, sha)
-        part.parent.mkdir(parents=True, exist_ok=True)
-        if length_file.is_file():
-            known = int(length_file.read_text() or -1)
-            if known != length:
-                raise ApiError(400, f"Upload-Length {length} differs from {known}, given when this upload began")
-        else:
-            length_file.write_text(str(length))
-        fh = open(part, "ab", buffering=0)
+        part.parent.mkdir(parents=True, exist_ok=True)  # _upload_paths refused links on the way
+        known = _known_length(length_file)
+        if known is not None and known != length:
+            raise ApiError(400, f"Upload-Length {length} differs from {known}, given when this upload began")
+        if known is None:
+            with full_disk_raises(part.parent, "upload"):
+                _write_new(length_file, str(length).encode())
+        with full_disk_raises(part.parent, "upload"):
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        fh = os.fdopen(fd, "ab", buffering=0)
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -249,35 +296,83 @@ class Store:
             raise ApiError(409, f"Upload-Offset {offset} does not match the server's offset {current}", offset=current)
         return fh
 
+    def append_upload(self, run_id: str, sha: str, offset: int, length: int, chunks, checksum: bytes | None) -> dict:
+        """Append one chunk (an iterable of bytes) at ``offset``, then commit when the upload is whole.
+
+        With ``checksum`` (the sha256 of the chunk, from ``Upload-Checksum``) a chunk that does
+        not match, or does not arrive whole, is cut off again before the answer (460), so the
+        offset only ever covers checked chunks. Without it the prefix that arrived is kept.
+        Any other failure (a full disk, a body past ``length``) also cuts the chunk off.
+        """
+        lock = self.upload_lock(run_id, sha)
+        if not lock.acquire(blocking=False):
+            part, _ = self._upload_paths(run_id, sha)
+            raise Conflict("another request is appending to this upload", offset=_regular_size(part))
+        try:
+            size = self.blob_size(run_id, sha)
+            if size is not None:
+                return {"offset": size, "complete": True}
+            fh = self.open_upload(run_id, sha, offset, length)
+            digest, received = hashlib.sha256(), 0
+            try:
+                with full_disk_raises(self.uploads, "upload chunk"):
+                    for chunk in chunks:
+                        if offset + received + len(chunk) > length:
+                            raise BadRequest(f"chunk runs past Upload-Length {length}")
+                        if checksum is not None:
+                            digest.update(chunk)
+                        _write_all(fh.fileno(), memoryview(chunk))
+                        received += len(chunk)
+                if checksum is not None and digest.digest() != checksum:
+                    raise ChecksumMismatch(f"the chunk at offset {offset} ({received} bytes) does not match its "
+                                           "Upload-Checksum; it was dropped: send it again", offset=offset)
+            except ClientGone:
+                if checksum is not None:
+                    _cut_back(fh, offset)
+                else:  # keep the prefix that arrived: the client resumes from the server's offset
+                    self.finish_upload_chunk(run_id, sha, fh, length)
+                raise
+            except BaseException:
+                _cut_back(fh, offset)
+                raise
+            return self.finish_upload_chunk(run_id, sha, fh, length)
+        finally:
+            lock.release()
+
     def finish_upload_chunk(self, run_id: str, sha: str, fh, length: int) -> dict:
         """fsync what arrived; when the upload is whole, verify its hash and commit the blob."""
         try:
-            os.fsync(fh.fileno())
+            with full_disk_raises(self.uploads, "upload chunk"):
+                os.fsync(fh.fileno())
             offset = os.fstat(fh.fileno()).st_size
         finally:
             fh.close()
         if offset < length:
             return {"offset": offset, "complete": False}
+        return self._commit_part(run_id, sha, length)
+
+    def _commit_part(self, run_id: str, sha: str, length: int) -> dict:
+        """Hash, check and commit a whole partial upload (the caller holds its upload lock).
+
+        A part that does not hash to ``sha`` is discarded (422, retryable: the client starts
+        over); on a full disk it stays for the next try.
+        """
         part, length_file = self._upload_paths(run_id, sha)
-        digest = hash_file(part)
-        if digest != sha:
+        try:
+            with open(part, "rb") as source:
+                fcntl.flock(source.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other process appends
+                if os.fstat(source.fileno()).st_size > length:
+                    raise IntegrityMismatch(f"the upload of blob {sha} holds more than its Upload-Length {length}")
+                self._commit(self.run_dir(run_id), source, sha, length, "upload")
+        except BlockingIOError:
+            return {"offset": _regular_size(part), "complete": False, "length": length}
+        except IntegrityMismatch as exc:
             _unlink_quietly(part)
             _unlink_quietly(length_file)
-            raise ApiError(400, f"the uploaded bytes hash to {digest}, not to {sha}; the partial upload was discarded")
-        final = blob_path(self.run_dir(run_id), sha)
-        if not final.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, final)
-            fsync_dir(final.parent)
+            raise IntegrityMismatch(exc.message + "; the partial upload was discarded", offset=0) from None
         _unlink_quietly(part)
         _unlink_quietly(length_file)
         return {"offset": length, "complete": True}
-
-    def truncate_upload(self, fh, offset: int) -> None:
-        try:
-            fh.truncate(offset)
-        finally:
-            fh.close()
 
     # -- records -------------------------------------------------------------------------
     def post_records(self, run_id: str, records) -> dict:
@@ -285,25 +380,31 @@ class Store:
         run_dir = self.run_dir(run_id)
         if not isinstance(records, list):
             raise ApiError(400, "body must be {\"records\": [record, ...]}")
+        try:
+            records = [from_builtins(record) for record in records]
+        except InvalidRecordError as exc:
+            raise ApiError(400, str(exc)) from None
         for record in records:
-            if not isinstance(record, dict) or not _is_int(record.get("seq")) or record["seq"] < 0:
-                raise ApiError(400, "every record must be a map with a non-negative integer 'seq'")
+            check_record_text(record)
         for _ in range(5):
             live = self._live_run(run_dir, run_id)
             with live.lock:
                 if live.writer.closed:  # closed (evicted or ended) between lookup and lock: reopen
                     continue
-                result, contiguous, ended = self._append_batch(run_dir, live, records)
+                appended, ended, gap_at = self._append_batch(run_dir, live, records)
+                next_seq = live.writer.next_seq
+                if appended:
+                    _note_received(run_dir, appended)
             break
         else:
-            raise ApiError(409, f"run {run_id} is busy; retry")
+            raise Conflict(f"run {run_id} is busy; retry")
         if ended:
             self._close_writer(run_id, live)
-        if contiguous:
-            self.index.update(run_dir.parent.name, run_id, run_dir)
-        if isinstance(result, ApiError):
-            raise result
-        return result
+        # the index row is not rebuilt here (that re-reads the journal on every batch): the
+        # listings refresh it from the changed signature of the run's files
+        if gap_at is not None:  # what came before the gap is stored; the client resends from next_seq
+            raise Conflict(f"records skip from seq {next_seq - 1} to {gap_at}", next_seq=next_seq)
+        return {"next_seq": next_seq}
 
     def _close_writer(self, run_id: str, live: _LiveRun) -> None:
         """Release an ended run's flock, so a local process may resume it; a later write reopens it."""
@@ -313,48 +414,70 @@ class Store:
         with live.lock:
             live.writer.close()
 
-    def _append_batch(self, run_dir: Path, live: _LiveRun, records: list):
-        """Validate and append under the run's lock; returns (result or ApiError, appended, ended)."""
+    def _append_batch(self, run_dir: Path, live: _LiveRun, records: list) -> tuple[list, bool, int | None]:
+        """Validate and append under the run's lock; returns (appended, ended, first seq past a gap or None)."""
         writer = live.writer
         next_seq = writer.next_seq
         pending, seen = [], set()
-        for record in sorted(records, key=lambda r: r["seq"]):
-            if record["seq"] >= next_seq and record["seq"] not in seen:
-                seen.add(record["seq"])
+        for record in sorted(records, key=lambda r: r.seq):
+            if record.seq >= next_seq and record.seq not in seen:
+                seen.add(record.seq)
                 pending.append(record)
         contiguous = []
         for i, record in enumerate(pending):
-            if record["seq"] != next_seq + i:
+            if record.seq != next_seq + i:
                 break
             contiguous.append(record)
         if pending and not contiguous:
-            raise ApiError(409, f"records start at seq {pending[0]['seq']}; the run expects seq {next_seq} next",
+            raise ApiError(409, f"records start at seq {pending[0].seq}; the run expects seq {next_seq} next",
                            next_seq=next_seq)
         rows = dict(live.embedding_rows)
         refs = []
         for record in contiguous:
             refs.extend(validate_record(record, rows))
-        missing = sorted({sha for sha, _, _ in refs if not blob_path(run_dir, sha).is_file()})
+        missing = sorted({ref.sha256 for ref, _ in refs if self._blob(run_dir, ref.sha256)[1] is None})
         if missing:
             raise ApiError(409, f"{len(missing)} referenced blob(s) are not on the server; upload them first",
                            missing_blobs=missing, next_seq=next_seq)
-        for sha, purpose, expect in refs:
-            check_blob_content(blob_path(run_dir, sha), purpose, expect)
+        for ref, rows in refs:
+            check_blob_content(blob_path(run_dir, ref.sha256), ref, rows)
         ended = None
         for record in contiguous:
             writer.replay(record)
-            if record["kind"] == "embedding":
-                live.embedding_rows[record["id"]] = int(record["n"])
-            elif record["kind"] == "end":
+            if isinstance(record, EmbeddingRecord):
+                live.embedding_rows[record.id] = record.n
+            elif isinstance(record, EndRecord):
                 ended = record
         writer.sync()
         if ended is not None:
-            writer.update_info(status=str(ended.get("status") or "finished"), ended=ended.get("t"))
-        result = {"next_seq": writer.next_seq}
-        if len(contiguous) < len(pending):
-            result = ApiError(409, f"records skip from seq {writer.next_seq - 1} to "
-                                   f"{pending[len(contiguous)]['seq']}", next_seq=writer.next_seq)
-        return result, contiguous, ended is not None
+            writer.update_info(status=ended.status, ended=ended.t)
+        gap_at = pending[len(contiguous)].seq if len(contiguous) < len(pending) else None
+        return contiguous, ended is not None, gap_at
+
+    # -- records the server itself makes (projections computed for the viewer) -------------
+    def append_own(self, run_id: str, payloads: list) -> list:
+        """Append records built here (no seq yet) through this server's writer of the run.
+
+        A writer opened only for this is closed again, so a local process (``tracker reduce``,
+        a resumed Experiment) can take the run afterwards; a run another process is writing
+        answers 409.
+        """
+        run_dir = self.run_dir(run_id)
+        for _ in range(5):
+            with self._lock:
+                had_writer = run_id in self._live and not self._live[run_id].writer.closed
+            live = self._live_run(run_dir, run_id)
+            with live.lock:
+                if live.writer.closed:
+                    continue
+                records = [live.writer.append(payload, durable=True) for payload in payloads]
+            break
+        else:
+            raise Conflict(f"run {run_id} is busy; retry")
+        if not had_writer:
+            self._close_writer(run_id, live)
+        self.index.update(run_dir.parent.name, run_id, run_dir)
+        return records
 
     # -- reads ---------------------------------------------------------------------------
     def embedding(self, run_id: str, embedding_id: str):
@@ -375,7 +498,7 @@ class Store:
         raise ApiError(404, f"run {run_id} has no reduction {reduction_id}")
 
     def neighbors(self, run_id: str, embedding_id: str, index: int, k: int, metric: str) -> dict:
-        """Exact k nearest rows to row ``index``; prepared vectors are cached per embedding."""
+        """Exact k nearest rows to row ``index`` (:class:`ExactKnn`, kept for the last few embeddings)."""
         emb = self.embedding(run_id, embedding_id)
         if metric not in ("cosine", "euclidean"):
             raise ApiError(400, f"metric must be 'cosine' or 'euclidean'; got {metric!r}")
@@ -383,148 +506,61 @@ class Store:
             raise ApiError(400, f"index must be in [0, {emb.n}); got {index}")
         if not 1 <= k <= 1000:
             raise ApiError(400, f"k must be between 1 and 1000; got {k}")
-        key = (run_id, embedding_id, emb.record["vectors"]["sha256"], metric)
+        if emb.n < 2:  # a single row has no neighbours
+            return {"index": index, "metric": metric, "k": k, "neighbors": [], "distances": []}
+        key = (run_id, embedding_id, emb.record.vectors.sha256, metric)
         with self._lock:
-            cached = self._knn_cache.get(key)
-            if cached is not None:
+            knn = self._knn_cache.get(key)
+            if knn is not None:
                 self._knn_cache.move_to_end(key)
-        if cached is None:
-            x = np.array(self._vectors(emb), dtype=np.float32)
-            if metric == "cosine":
-                x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-            sq = np.einsum("ij,ij->i", x, x)
-            cached = (x, sq)
+        if knn is None:
+            knn = ExactKnn(np.array(self._vectors(emb), dtype=np.float32), metric)
             with self._lock:
-                self._knn_cache[key] = cached
+                self._knn_cache[key] = knn
                 while len(self._knn_cache) > 4:
                     self._knn_cache.popitem(last=False)
-        x, sq = cached
-        gram = x @ x[index]
-        if metric == "cosine":
-            d = 1.0 - gram
-        else:
-            d = np.maximum(sq + sq[index] - 2.0 * gram, 0)
-        d[index] = np.inf
-        k_eff = min(k, emb.n - 1)
-        if k_eff < 1:
-            return {"index": index, "metric": metric, "k": k, "neighbors": [], "distances": []}
-        part = np.argpartition(d, k_eff - 1)[:k_eff]
-        order = part[np.argsort(d[part], kind="stable")]
-        dist = d[order]
-        if metric == "euclidean":
-            dist = np.sqrt(dist)
-        return {"index": index, "metric": metric, "k": k, "neighbors": order.tolist(),
-                "distances": [float(v) if math.isfinite(v) else None for v in dist]}
+        order, dist = knn.query([index], min(k, emb.n - 1))
+        return {"index": index, "metric": metric, "k": k, "neighbors": order[0].tolist(),
+                "distances": [float(v) if math.isfinite(v) else None for v in dist[0]]}
 
     def _vectors(self, emb) -> np.ndarray:
         try:
             return emb.vectors
+        except FileNotFoundError:
+            raise NotFound(f"the vectors blob of embedding {emb.id} is not on the server") from None
         except (OSError, ValueError, RunFormatError) as exc:
-            raise ApiError(404, f"the vectors of embedding {emb.id} are not readable: {type(exc).__name__}") from None
+            raise Unprocessable(f"the vectors of embedding {emb.id} are not readable: {type(exc).__name__}") from None
 
 
 # -- record validation -----------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def validate_record(record: Record, embedding_rows: dict[str, int]) -> list[tuple[object, int | None]]:
+    """What a record's own schema cannot check: the embedding it refers to exists, and its
+    arrays have that embedding's rows. Returns (blob reference, expected rows) per blob."""
+    if isinstance(record, EmbeddingRecord):
+        rows = embedding_rows[record.id] = record.n
+    elif isinstance(record, (ReductionRecord, ColumnsRecord)):
+        rows = embedding_rows.get(record.embedding_id)
+        if rows is None:
+            raise ApiError(400, f"record seq {record.seq}: {record.__struct_config__.tag} refers to embedding "
+                                f"{record.embedding_id}, which this run does not have "
+                                "(send the embedding record first)")
+    else:
+        rows = None
+    refs = blob_refs(record)
+    for ref in refs:
+        if isinstance(ref, ArrayRef) and ref.shape[0] != rows:
+            raise ApiError(400, f"record seq {record.seq}: an array of shape {list(ref.shape)} does not have the "
+                                f"embedding's {rows} rows")
+    return [(ref, rows) for ref in refs]
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _text(record: dict, key: str, *, optional: bool = False) -> None:
-    value = record.get(key)
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise ApiError(400, f"record seq {record['seq']}: {key!r} must be a string of at most {MAX_TEXT} characters")
-
-
-def _int(record: dict, key: str, *, optional: bool = False, minimum: int | None = None) -> None:
-    value = record.get(key)
-    if value is None and optional:
-        return
-    if not _is_int(value) or (minimum is not None and value < minimum):
-        lower = f" >= {minimum}" if minimum is not None else ""
-        raise ApiError(400, f"record seq {record['seq']}: {key!r} must be an integer{lower}; got {value!r}")
-
-
-def _ref(record: dict, key: str, *, optional: bool = False) -> str | None:
-    ref = record.get(key)
-    if ref is None and optional:
-        return None
-    if not isinstance(ref, dict) or not isinstance(ref.get("sha256"), str) or not security.SHA256_RE.match(ref["sha256"]):
-        raise ApiError(400, f"record seq {record['seq']}: {key!r} must be a map with a 64-hex 'sha256'")
-    return ref["sha256"]
-
-
-def validate_record(record: dict, embedding_rows: dict[str, int]) -> list[tuple[str, str, object]]:
-    """Check one record's fields; return the blobs it references as (sha, purpose, expectation)."""
-    seq = record["seq"]
-    kind = record.get("kind")
-    if kind not in RECORD_KINDS:
-        raise ApiError(400, f"record seq {seq}: kind must be one of {', '.join(RECORD_KINDS)}; got {kind!r}")
-    if not _is_number(record.get("t")):
-        raise ApiError(400, f"record seq {seq}: 't' must be a number (seconds since the epoch)")
-    refs = []
-    if kind in ("parameter", "other", "metric"):
-        _text(record, "name")
-    if kind == "metric":
-        if record.get("value") is not None and not _is_number(record.get("value")):
-            raise ApiError(400, f"record seq {seq}: a metric's 'value' must be a number")
-        _int(record, "step", optional=True)
-        _int(record, "epoch", optional=True)
-    elif kind == "asset":
-        _text(record, "name")
-        sha = record.get("sha256")
-        if not isinstance(sha, str) or not security.SHA256_RE.match(sha):
-            raise ApiError(400, f"record seq {seq}: an asset's 'sha256' must be 64 lowercase hex characters")
-        refs.append((sha, "asset", None))
-    elif kind == "embedding":
-        if not isinstance(record.get("id"), str) or not security.HEX_ID_RE.match(record["id"]):
-            raise ApiError(400, f"record seq {seq}: an embedding's 'id' must be 32 lowercase hex characters")
-        _text(record, "title")
-        _text(record, "group", optional=True)
-        _int(record, "step", optional=True)
-        _int(record, "n", minimum=1)
-        _int(record, "dim", minimum=1)
-        n, dim = record["n"], record["dim"]
-        refs.append((_ref(record, "vectors"), "vectors", (n, dim)))
-        refs.append((_ref(record, "metadata"), "metadata", n))
-        sprite = _ref(record, "sprite", optional=True)
-        if sprite is not None:
-            refs.append((sprite, "sprite", None))
-        embedding_rows[record["id"]] = n
-    elif kind == "reduction":
-        for key in ("id", "embedding_id"):
-            if not isinstance(record.get(key), str) or not security.HEX_ID_RE.match(record[key]):
-                raise ApiError(400, f"record seq {seq}: a reduction's {key!r} must be 32 lowercase hex characters")
-        _text(record, "method")
-        _int(record, "n_components", minimum=1)
-        if record["embedding_id"] not in embedding_rows:
-            raise ApiError(400, f"record seq {seq}: reduction refers to embedding {record['embedding_id']}, "
-                                "which this run does not have (send the embedding record first)")
-        refs.append((_ref(record, "coords"), "coords", (embedding_rows[record["embedding_id"]], record["n_components"])))
-    elif kind == "columns":
-        if not isinstance(record.get("embedding_id"), str) or not security.HEX_ID_RE.match(record["embedding_id"]):
-            raise ApiError(400, f"record seq {seq}: 'embedding_id' must be 32 lowercase hex characters")
-        if record["embedding_id"] not in embedding_rows:
-            raise ApiError(400, f"record seq {seq}: columns refer to embedding {record['embedding_id']}, "
-                                "which this run does not have")
-        refs.append((_ref(record, "metadata"), "metadata", embedding_rows[record["embedding_id"]]))
-    return refs
-
-
-def check_blob_content(path: Path, purpose: str, expect) -> None:
+def check_blob_content(path: Path, ref, rows: int | None) -> None:
     """The content checks a referenced blob must pass before its record is stored."""
-    if purpose == "vectors":
-        security.check_npy(path, shape=expect)
-    elif purpose == "coords":
-        n, c = expect
-        security.check_npy(path, shape=(n, c))
-    elif purpose == "metadata":
-        security.check_metadata_blob(path, expect)
-    elif purpose == "sprite":
+    if isinstance(ref, ArrayRef):
+        security.check_npy(path, shape=tuple(ref.shape))
+    elif isinstance(ref, MetadataRef):
+        security.check_metadata_blob(path, rows)
+    elif isinstance(ref, SpriteRef):
         security.check_png(path)
 
 
@@ -535,7 +571,185 @@ def _unlink_quietly(path) -> None:
         pass
 
 
-def _relative(message: str, root: Path) -> str:
-    """Error text without the server's absolute paths."""
-    return message.replace(str(root) + os.sep, "")
+# -- text the server stores ------------------------------------------------------------------
+_NAMED = {ParameterRecord: ("name",), MetricRecord: ("name",), OtherRecord: ("name",), AssetRecord: ("name",),
+          EmbeddingRecord: ("title", "group"), EndRecord: ("status",)}
 
+
+def check_record_text(record: Record) -> None:
+    """The names a record carries pass :func:`names.check_name` and all its text encodes as UTF-8 (400)."""
+    for field in _NAMED.get(type(record), ()):
+        value = getattr(record, field)
+        if value is not None:
+            names.check_name(value, f"record seq {record.seq}: {field}", file_name=isinstance(record, AssetRecord),
+                             error=BadRequest)
+    try:
+        encode(record)
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"record seq {record.seq} holds text that is not valid Unicode (a lone surrogate at "
+                         f"character {exc.start} of {exc.object[:40]!r}); it cannot be stored as UTF-8") from None
+
+
+def check_json_text(obj, what: str) -> None:
+    """Every string of a JSON body encodes as UTF-8 (JSON escapes can spell lone surrogates)."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"{what} holds text that is not valid Unicode (a lone surrogate in "
+                         f"{exc.object[max(0, exc.start - 20): exc.start + 1]!r}); it cannot be stored as UTF-8") from None
+
+
+def _note_received(run_dir: Path, appended: list) -> None:
+    """One line per appended batch with the server's own clock (the records keep the client's)."""
+    line = json.dumps({"received": time.time(), "first_seq": appended[0].seq, "last_seq": appended[-1].seq,
+                       "n": len(appended)}) + "\n"
+    try:
+        fd = os.open(run_dir / RECEIVED, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        try:
+            _write_all(fd, memoryview(line.encode()))
+        finally:
+            os.close(fd)
+    except OSError as exc:  # the records are durable already; the receive log is a diagnostic
+        log.warning("could not note the receive time of seqs %d-%d in %s: %s", appended[0].seq,
+                    appended[-1].seq, run_dir, exc)
+
+
+# -- small file helpers ----------------------------------------------------------------------
+def _regular_size(path: Path) -> int:
+    """Size of a regular file, 0 when absent (a link or anything else counts as absent)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def _known_length(length_file: Path) -> int | None:
+    """The Upload-Length an upload began with, or None (absent or unreadable: a new upload)."""
+    try:
+        fd = os.open(length_file, os.O_RDONLY | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        text = fh.read(32).decode("ascii", "replace").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        _write_all(fd, memoryview(data))
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(path)
+        raise
+    os.close(fd)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    """Write every byte, continuing after short writes."""
+    view = view.cast("B")
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _cut_back(fh, offset: int) -> None:
+    """Drop what a failed chunk appended past ``offset``, then close."""
+    try:
+        os.ftruncate(fh.fileno(), offset)
+    finally:
+        fh.close()
+
+
+# -- garbage collection ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Garbage:
+    """One expired partial file: where it is (relative to the root), its size and age."""
+
+    path: str
+    size: int
+    age_s: float
+
+
+def _expired_files(root: Path, max_age_s: float, now: float):
+    """Partial uploads (``.uploads/<run>/*.part|*.length``), temporary blobs (``blobs/.*.part``
+    and any ``*.part`` one level down, e.g. ``blobs/ab/.x.part`` or the older ``blobs/tmp/x.part``:
+    a blob's name is its hash, never ``*.part``) and atomic-write leftovers (``.*.tmp`` in run
+    directories) older than ``max_age_s``; links are never followed."""
+    def old_files(directory: Path, match):
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and match(entry.name):
+                st = entry.stat(follow_symlinks=False)
+                if now - st.st_mtime > max_age_s:
+                    yield Path(entry.path), st
+
+    uploads = root / UPLOADS
+    if os.path.isdir(uploads) and not os.path.islink(uploads):
+        for entry in sorted(os.scandir(uploads), key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False):
+                yield from old_files(Path(entry.path), lambda n: n.endswith((".part", ".length")))
+    for run_dir in iter_run_dirs(root):
+        yield from old_files(run_dir, lambda n: n.startswith(".") and n.endswith(".tmp"))
+        blobs = run_dir / "blobs"
+        if os.path.isdir(blobs) and not os.path.islink(blobs):
+            yield from old_files(blobs, lambda n: n.startswith(".") and n.endswith(TMP_SUFFIX))
+            for entry in sorted(os.scandir(blobs), key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=False):
+                    yield from old_files(Path(entry.path), lambda n: n.endswith(TMP_SUFFIX))
+
+
+def collect_garbage(root: Path, max_age_s: float, *, apply: bool = True, now: float | None = None) -> list[Garbage]:
+    """Expired partial files under ``root``; removed when ``apply`` (else only reported).
+
+    A partial upload is removed with its ``.length`` companion only when both expired, so a
+    live upload (its part written within ``max_age_s``) is never touched.
+    """
+    root = Path(root).resolve()
+    now = time.time() if now is None else now
+    found = []
+    for path, st in _expired_files(root, max_age_s, now):
+        if path.suffix == ".length" and _regular_size(path.with_suffix(".part")) and \
+                now - os.lstat(path.with_suffix(".part")).st_mtime <= max_age_s:
+            continue  # the upload's data is recent: keep the length it began with
+        found.append(Garbage(str(path.relative_to(root)), st.st_size, now - st.st_mtime))
+        if apply:
+            _unlink_quietly(path)
+    if apply and found:
+        log.info("collected %d expired partial files (%d bytes) under %s", len(found),
+                 sum(g.size for g in found), root)
+    return found
+
+
+class Collector:
+    """Collects expired partial files at server start and every ``interval`` seconds, on a daemon thread."""
+
+    def __init__(self, store: Store, max_age_s: float = DEFAULT_UPLOAD_EXPIRY_S, interval: float | None = None):
+        self.store = store
+        self.max_age_s = float(max_age_s)
+        self.interval = interval if interval is not None else min(3600.0, max(1.0, self.max_age_s / 4))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="tracker-server-gc", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                collect_garbage(self.store.root, self.max_age_s)
+            except OSError as exc:  # a failed pass is retried at the next interval
+                log.warning("garbage collection under %s failed: %s", self.store.root, exc)
+            if self._stop.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)

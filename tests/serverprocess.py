@@ -36,7 +36,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, *extra: str, timeout: float = 60.0) -> "ServerProcess":
-        command = [sys.executable, "-m", "server_stub", "--root", str(self.root), "--port", str(self.port),
+        command = [sys.executable, "-m", "server_stub", "--root", str(self.root), "--create", "--port", str(self.port),
                    *self.args, *extra]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: serverprocess
 from viewer_runs import CHROMIUM, CHROMIUM_ARGS, REPO, Server  # noqa: E402
 
 from tracker_sdk.runformat import iter_run_dirs, open_run  # noqa: E402
@@ -40,7 +41,7 @@ def main() -> int:
         with Server(root, Path(tmp) / "server.log") as server, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 860})
-            page.goto(f"{server.url}/view?run={run.run_id}&emb={last.id}&color=label&thumbs=on&top=label_disagreement&topn=15")
+            page.goto(f"{server.url}/view?run={run.run_id}&emb={last.id}&color=label&thumbs=on&top=label_disagreement&topn=15&debug=1")
             deadline = time.monotonic() + 120
             while not page.evaluate("!!(window.__viewer && window.__viewer.state === 'ready' && window.__viewer.spriteOn)"):
                 if time.monotonic() > deadline:

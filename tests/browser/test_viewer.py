@@ -37,7 +37,7 @@ def _plot_pixels(probe) -> np.ndarray:
 
 def test_pages_list_projects_runs_and_a_run(probe, server, logged):
     run = logged["main"]
-    probe.page.goto(server.url + "/")
+    probe.page.goto(server.url + "/?debug=1")  # the hooks stay on through client-side navigation
     probe.page.locator("#projects a", has_text="vision").click()
     probe.page.wait_for_selector("#runs")
     row = probe.page.locator("#runs tbody tr", has_text="mlp-baseline")
@@ -250,7 +250,7 @@ def test_sprites_hover_card_badge_and_trails(probe, server, logged):
     probe.open_view(server.view_url(run, 0, dims="3"))
     probe.wait("window.__viewer.spriteLoaded && window.__viewer.spriteOn")  # 600 points: thumbnails by default
     badge = probe.page.locator("#trust-badge").inner_text()
-    assert f"trustworthiness {run.quality[0]['trustworthiness']:.3f}" in badge and "pca 3D" in badge
+    assert f"trustworthiness {run.quality[0]['trustworthiness']:.3f}" in badge and "PCA 3D" in badge
     i = 11
     x, y = probe.js(f"window.__viewer.screenOf({i})")
     probe.page.mouse.move(x, y)
@@ -269,10 +269,23 @@ def test_sprites_hover_card_badge_and_trails(probe, server, logged):
     assert not probe.errors
 
 
+def test_without_debug_the_page_works_and_exposes_no_test_hooks(probe, server, logged):
+    run = logged["main"]
+    page = probe.page
+    page.goto(f"{server.url}/view?run={run.run_id}&emb={run.embedding_ids[2]}&dims=2&thumbs=off")
+    page.wait_for_selector("#legend .legend-item")  # metadata arrived and coloured the points
+    url = probe.wait("location.href.includes('color=label') && location.href")  # the view wrote its state
+    assert "debug" not in parse_qs(urlparse(url).query)
+    assert probe.js("typeof window.__viewer") == "undefined"
+    pixels = _plot_pixels(probe)
+    assert (pixels.sum(axis=2) < 600).mean() > 0.001  # coloured points, not a blank white plot
+    assert not probe.errors
+
+
 def test_user_strings_render_as_text_and_nothing_executes(probe, server, logged):
     run = logged["xss"]
     page = probe.page
-    resp = page.goto(server.url + "/")
+    resp = page.goto(server.url + "/?debug=1")
     csp = resp.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     page.locator("#projects a", has_text="xss").click()
@@ -312,10 +325,10 @@ def test_api_sends_arrays_as_binary_float32(server, logged):
 
 def test_unknown_embedding_and_one_without_projection_say_so(probe, server, logged):
     run = logged["main"]
-    probe.page.goto(f"{server.url}/view?run={run.run_id}&emb={'0' * 32}")
+    probe.page.goto(f"{server.url}/view?run={run.run_id}&emb={'0' * 32}&debug=1")
     probe.wait("window.__viewer && window.__viewer.state === 'error'")
     assert "has no embedding" in probe.page.locator("#main .error").inner_text()
-    probe.page.goto(f"{server.url}/runs/{run.run_id}")
+    probe.page.goto(f"{server.url}/runs/{run.run_id}?debug=1")
     probe.page.wait_for_selector("#embeddings")
     row = probe.page.locator("#embeddings tr", has_text="none stored")
     assert row.count() == 1

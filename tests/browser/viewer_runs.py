@@ -119,5 +119,5 @@ class Server(ServerProcess):
 
     def view_url(self, run: LoggedRun, step_index: int = 0, **params) -> str:
         from urllib.parse import urlencode
-        q = {"run": run.run_id, "emb": run.embedding_ids[step_index], **params}
-        return f"{self.url}/view?{urlencode(q)}"
+        q = {"run": run.run_id, "emb": run.embedding_ids[step_index], "debug": "1", **params}
+        return f"{self.url}/view?{urlencode(q)}"  # debug=1: the page installs window.__viewer

@@ -44,8 +44,8 @@ def test_records_are_appended_once_in_seq_order(start_server, helpers):
     assert run.post([end]).json() == {"next_seq": 7}
 
     stored = open_run(server.root / "proj" / run.run_id)
-    assert [r["seq"] for r in stored.records] == list(range(7))
-    assert [m["value"] for m in stored.metrics] == [1.0, 0.5, 1.0 / 3, 0.25, 0.2]
+    assert [r.seq for r in stored.records] == list(range(7))
+    assert [m.value for m in stored.metrics] == [1.0, 0.5, 1.0 / 3, 0.25, 0.2]
     info = requests.get(f"{server.api}/runs/{run.run_id}", timeout=10).json()
     assert info["next_seq"] == 7 and info["status"] == "finished"
     assert requests.put(f"{server.api}/projects/proj/runs/{run.run_id}", json={}, timeout=10).json()["next_seq"] == 7
@@ -60,9 +60,9 @@ def test_blobs_are_verified_before_they_become_visible(start_server, helpers):
     url = f"{server.api}/runs/{run.run_id}/blobs/{digest}"
     assert requests.head(url, timeout=10).status_code == 404
     bad = requests.put(url, data=data[:-1] + b"x", timeout=10)
-    assert bad.status_code == 400 and "hashes to" in bad.json()["error"]
+    assert bad.status_code == 422 and "hashes to" in bad.json()["error"] and bad.json()["retryable"] is True
     assert requests.head(url, timeout=10).status_code == 404
-    assert not list((server.root / "proj" / run.run_id / "blobs" / "tmp").iterdir())
+    assert not [p for p in (server.root / "proj" / run.run_id / "blobs").rglob("*") if p.is_file()]  # no temp left
     assert requests.put(url, data=data, timeout=10).status_code == 201
     assert requests.put(url, data=data, timeout=10).status_code == 200
     head = requests.head(url, timeout=10)
@@ -78,8 +78,8 @@ def test_embedding_with_sprite_and_reduction_round_trips(start_server, helpers):
     emb = run.embedding_record(vectors, [i % 2 for i in range(16)], sprite=helpers.png_bytes(16, 16), step=1)
     coords = vectors[:, :2].copy()
     red = run.record("reduction", id=uuid.uuid4().hex, embedding_id=emb["id"], method="pca", n_components=2,
-                     params={}, fitted_on=1, timeline=None, quality={"trustworthiness": 0.9},
-                     coords={"sha256": run.put_blob(helpers.npy_bytes(coords))})
+                     params={}, fitted_on=None, timeline=None, quality={"trustworthiness": 0.9},
+                     coords={"sha256": run.put_blob(helpers.npy_bytes(coords)), "dtype": "float32", "shape": [16, 2]})
     missing = run.record("metric", name="x", value=1, step=None, epoch=None)
     lacking_blob = run.record("asset", name="weights.bin", sha256="ab" * 32, size=3, step=None, metadata=None)
     r = run.post([emb, red, missing, lacking_blob])
@@ -88,7 +88,8 @@ def test_embedding_with_sprite_and_reduction_round_trips(start_server, helpers):
 
     api = f"{server.api}/runs/{run.run_id}"
     listed = requests.get(f"{api}/embeddings", timeout=10).json()
-    assert listed[0]["sprite"] == {"tile_size": [4, 4], "grid": [4, 4], "n": 16}
+    assert listed[0]["sprite"] == {"sha256": emb["sprite"]["sha256"], "format": "png", "tile_size": [4, 4],
+                                   "grid": [4, 4], "n": 16}
     assert listed[0]["reductions"][0]["quality"] == {"trustworthiness": 0.9}
     sprite = requests.get(f"{api}/embeddings/{emb['id']}/sprite", timeout=10)
     assert sprite.headers["Content-Type"] == "image/png" and sprite.content == helpers.png_bytes(16, 16)
@@ -125,7 +126,7 @@ def test_chunked_upload_resumes_from_the_server_offset(start_server, helpers):
     wrong = "0" * 64
     bad_url = f"{server.api}/runs/{run.run_id}/uploads/{wrong}"
     r = requests.patch(bad_url, data=b"abc", headers={"Upload-Offset": "0", "Upload-Length": "3"}, timeout=10)
-    assert r.status_code == 400 and "partial upload was discarded" in r.json()["error"]
+    assert r.status_code == 422 and "partial upload was discarded" in r.json()["error"] and r.json()["retryable"]
     assert requests.get(bad_url, timeout=10).json() == {"offset": 0, "complete": False}
     assert requests.head(f"{server.api}/runs/{run.run_id}/blobs/{wrong}", timeout=10).status_code == 404
 

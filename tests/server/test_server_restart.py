@@ -11,6 +11,7 @@ import numpy as np
 import requests
 
 from tracker_sdk.runformat import open_run
+from tracker_sdk.runformat.records import AssetRecord
 
 
 def test_sigkill_during_chunked_upload_then_resume(start_server, helpers):
@@ -57,5 +58,5 @@ def test_sigkill_during_chunked_upload_then_resume(start_server, helpers):
     rec = run.record("asset", name="big.bin", sha256=digest, size=len(data), step=None, metadata=None)
     assert run.post([rec]).json() == {"next_seq": 1}
     assert run.post([rec]).json() == {"next_seq": 1}
-    assert [r["kind"] for r in open_run(stored.parents[2]).records] == ["asset"]
+    assert [type(r) for r in open_run(stored.parents[2]).records] == [AssetRecord]
     assert os.path.getsize(stored) == len(data)

@@ -30,6 +30,14 @@ export async function getF32(path) {
   return { data, shape };
 }
 
+/** A write (PUT, POST, DELETE) with a JSON body; the JSON answer, or null for 204. */
+export async function sendJSON(method, path, body) {
+  const init = { method, headers: { Accept: 'application/json' } };
+  if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
+  const resp = await check(await fetch(BASE + path, init));
+  return resp.status === 204 ? null : resp.json();
+}
+
 export async function getBlob(path) {
   return (await check(await fetch(BASE + path))).blob();
 }
@@ -43,6 +51,11 @@ export const api = {
   metadata: (id, e) => getJSON(`/runs/${enc(id)}/embeddings/${enc(e)}/metadata`),
   coords: (id, r) => getF32(`/runs/${enc(id)}/reductions/${enc(r)}/coords`),
   sprite: (id, e) => getBlob(`/runs/${enc(id)}/embeddings/${enc(e)}/sprite`),
+  bookmarks: (id) => getJSON(`/runs/${enc(id)}/bookmarks`),
+  putBookmark: (id, name, state) => sendJSON('PUT', `/runs/${enc(id)}/bookmarks/${enc(name)}`, { state }),
+  deleteBookmark: (id, name) => sendJSON('DELETE', `/runs/${enc(id)}/bookmarks/${enc(name)}`),
+  startProjection: (id, body) => sendJSON('POST', `/runs/${enc(id)}/projections`, body),
+  projection: (id, job) => getJSON(`/runs/${enc(id)}/projections/${enc(job)}`),
   neighbors: (id, e, index, k, metric) =>
     getJSON(`/runs/${enc(id)}/embeddings/${enc(e)}/neighbors?index=${index}&k=${k}&metric=${enc(metric)}`),
 };

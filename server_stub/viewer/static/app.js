@@ -7,6 +7,8 @@ import { api, enc } from './api.js';
 import { h, clear, fmtTime, fmtValue } from './dom.js';
 import { lineChart } from './charts.js';
 import { EmbeddingView } from './view.js';
+import { bookmarkHref } from './bookmarks.js';
+import { methodLabel, stepName } from './panel.js';
 
 const main = document.getElementById('main');
 const crumbs = document.getElementById('crumbs');
@@ -30,7 +32,11 @@ function link(href, text, cls) { return h('a', { href, 'data-internal': '', clas
 
 function setCrumbs(...parts) {
   clear(crumbs);
-  parts.forEach((p, i) => { if (i) crumbs.append(h('span', { class: 'sep', text: '›' })); crumbs.append(p); });
+  parts.forEach((p, i) => {
+    if (i) crumbs.append(h('span', { class: 'sep', text: '›' }));
+    p.title = p.textContent; // the bar may cut a long name: the whole of it as a tooltip
+    crumbs.append(p);
+  });
 }
 
 function showError(err) {
@@ -96,6 +102,7 @@ export function viewUrl(runId, embeddingId, extra = {}) {
 }
 
 async function runPage(runId) {
+  const bookmarksP = api.bookmarks(runId).catch((err) => err);
   const [run, metrics, embeddings] = await Promise.all([api.run(runId), api.metrics(runId), api.embeddings(runId)]);
   setCrumbs(link('/', 'Projects'), link(`/projects/${enc(run.project)}`, run.project), h('span', { text: run.name || run.run_id }));
   document.title = `${run.name || run.run_id} · tracker`;
@@ -114,6 +121,14 @@ async function runPage(runId) {
   main.append(h('h2', { text: 'Metrics' }));
   main.append(names.length ? h('div', { class: 'charts', id: 'charts' }, names.map((n) => lineChart(n, metrics[n])))
     : h('p', { class: 'muted', text: 'No metrics logged.' }));
+  const bookmarks = await bookmarksP;
+  main.append(h('h2', { text: 'Bookmarks' }));
+  if (bookmarks instanceof Error) main.append(h('p', { class: 'error', text: `Bookmarks not loaded: ${bookmarks.message}` }));
+  else if (!bookmarks.length) main.append(h('p', { class: 'muted', id: 'bookmarks', text: 'No bookmarks: save a view from the embedding view\'s Bookmarks panel.' }));
+  else {
+    main.append(h('ul', { class: 'bookmark-list', id: 'bookmarks' }, bookmarks.map((b) => h('li', {},
+      link(bookmarkHref(b), b.name), h('span', { class: 'muted', text: ` · saved ${fmtTime(b.updated)}` })))));
+  }
   main.append(h('h2', { text: 'Embeddings' }));
   if (!embeddings.length) { main.append(h('p', { class: 'muted', text: 'No embeddings logged.' })); return; }
   // group → title → steps
@@ -129,17 +144,17 @@ async function runPage(runId) {
   for (const [g, titles] of groups) {
     const sec = h('section', { class: 'emb-group' }, h('h3', {}, g === '' ? h('span', { class: 'muted', text: '(no group)' }) : h('span', { text: `group: ${g}` })));
     for (const [title, list] of titles) {
-      list.sort((a, b) => (a.step ?? -1) - (b.step ?? -1));
+      list.sort((a, b) => (a.step == null) - (b.step == null) || (a.step ?? 0) - (b.step ?? 0) || (a.seq ?? 0) - (b.seq ?? 0));
       sec.append(h('div', { class: 'emb-title' }, h('h4', { text: title }),
         h('table', { class: 'list compact' },
           h('thead', {}, h('tr', {}, ['Step', 'Points', 'Dim', 'Sprite', 'Projections'].map((t) => h('th', { text: t })))),
           h('tbody', {}, list.map((e) => h('tr', {},
-            h('td', {}, link(viewUrl(runId, e.id), e.step === null || e.step === undefined ? 'view' : `step ${e.step}`)),
+            h('td', {}, link(viewUrl(runId, e.id), stepName(e))),
             h('td', { class: 'num', text: e.n }),
             h('td', { class: 'num', text: e.dim }),
             h('td', { text: e.sprite ? `${e.sprite.tile_size.join('×')} px` : '' }),
             h('td', {}, e.reductions.length ? e.reductions.map((r) => h('span', { class: 'chip' },
-              link(viewUrl(runId, e.id, { red: r.id }), `${r.method} ${r.n_components}D`),
+              link(viewUrl(runId, e.id, { red: r.id }), methodLabel(r)),
               r.quality && Number.isFinite(r.quality.trustworthiness) ? ` T=${r.quality.trustworthiness.toFixed(2)}` : '',
               r.timeline ? ' ⟳' : '')) : h('span', { class: 'muted', text: 'none stored' }))))))));
     }

@@ -65,17 +65,37 @@ export function colorize(column, out) {
     keys[i] = k;
     counts.set(k, (counts.get(k) || 0) + 1);
   }
-  const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  // the most frequent values get the palette (in natural order of their values, so a legend
+  // of classes reads 0, 1, 2 in palette order); the rest share "other"
+  const frequent = [...counts.entries()].sort((a, b) => b[1] - a[1] || naturalCompare(a[0], b[0]));
+  const coloured = frequent.slice(0, PALETTE.length).sort((a, b) => naturalCompare(a[0], b[0]));
   const colorOf = new Map();
-  ranked.forEach(([k], r) => colorOf.set(k, r < PALETTE.length ? PALETTE[r] : OTHER));
+  coloured.forEach(([k], r) => colorOf.set(k, PALETTE[r]));
   for (let i = 0; i < n; i++) {
-    const c = keys[i] === '' ? MISSING : colorOf.get(keys[i]);
+    const c = keys[i] === '' ? MISSING : colorOf.get(keys[i]) || OTHER;
     out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
   }
-  const items = ranked.slice(0, PALETTE.length).map(([value, count], r) => ({ value, count, color: PALETTE[r] }));
-  const rest = ranked.slice(PALETTE.length);
+  const items = coloured.map(([value, count]) => ({ value, count, color: value === '' ? MISSING : colorOf.get(value) }));
+  const rest = frequent.slice(PALETTE.length);
   if (rest.length) items.push({ value: null, label: `${rest.length} other values`, count: rest.reduce((s, e) => s + e[1], 0), color: OTHER });
   return { kind: 'categorical', items, keys };
+}
+
+const COLLATOR = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+/**
+ * Natural order of category values: numbers numerically (before text), text with its digit
+ * runs compared as numbers ("class_2" < "class_10"), case-insensitively; '' (missing) last.
+ */
+export function naturalCompare(a, b) {
+  if (a === b) return 0;
+  if (a === '') return 1;
+  if (b === '') return -1;
+  const x = Number(a), y = Number(b);
+  const nx = a.trim() !== '' && Number.isFinite(x), ny = b.trim() !== '' && Number.isFinite(y);
+  if (nx && ny) return x - y || (a < b ? -1 : 1);
+  if (nx !== ny) return nx ? -1 : 1;
+  return COLLATOR.compare(a, b) || (a < b ? -1 : 1);
 }
 
 export function rgbCss(c) { return `rgb(${Math.round(c[0])}, ${Math.round(c[1])}, ${Math.round(c[2])})`; }
