@@ -28,8 +28,12 @@ test: install browser
 demo: install
 	$(PY) examples/demo.py --root $(DEMO_DIR) --port $(PORT)
 
+# `make bench QUICK=1` for small sizes; each script writes benchmarks/results/<name>.json, then
+# report.py regenerates the figures in docs/benchmarks.md (and any bench: block of the README)
+BENCHMARKS := log_embedding pca sprites export_tensorboard reduce analysis sync peers dynamics
 bench: install
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py $(if $(QUICK),--quick) || exit 1; done
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) tracker-runs .pytest_cache
