@@ -6,6 +6,7 @@ import pytest
 from tracker_sdk import Experiment, InvalidArgumentError, RunLockedError, open_run
 from tracker_sdk.analysis import analyze
 from tracker_sdk.cli import main
+from tracker_sdk.runformat.records import ColumnsRecord
 
 
 def _data(seed=0, n=300):
@@ -34,10 +35,10 @@ def test_exp_analyze_stores_columns_while_the_run_is_open(runs_root):
     assert int(np.argmax(columns["outlier_score"])) == 7
     assert int(np.argmax(columns["label_disagreement"])) == 5
     np.testing.assert_allclose(columns["split_shift"], result.columns["split_shift"])
-    record = [r for r in open_run(exp.run_dir).records if r["kind"] == "columns"][0]
-    assert record["analysis"]["k"] == 8 and record["analysis"]["method"] == "exact"
-    assert record["analysis"]["split_pairs"][0][:2] in (["train", "test"], ["test", "train"])
-    assert abs(record["analysis"]["split_pairs"][0][2]) < 0.2
+    record = [r for r in open_run(exp.run_dir).records if isinstance(r, ColumnsRecord)][0]
+    assert record.analysis["k"] == 8 and record.analysis["method"] == "exact"
+    assert record.analysis["split_pairs"][0][:2] in (["train", "test"], ["test", "train"])
+    assert abs(record.analysis["split_pairs"][0][2]) < 0.2
 
 
 def test_cli_analyze_on_an_ended_run_and_reanalysis_replaces_columns(runs_root, capsys):

@@ -84,3 +84,46 @@ def test_exact_graph_is_accurate_far_from_the_origin():
     ref_idx, ref_dist = _brute(x, 5, "euclidean")
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-3)
     assert (idx == ref_idx).mean() > 0.99
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_prepared_exact_knn_answers_queries_like_brute_force(metric):
+    # ExactKnn (the server's cached index) answers later queries from the vectors it prepared once.
+    from tracker_sdk.analysis.neighbors import ExactKnn
+
+    x = np.random.default_rng(11).standard_normal((300, 9)).astype(np.float32)
+    knn = ExactKnn(x, metric)
+    ref_idx, ref_dist = _brute(x, 6, metric)
+    for rows in ([5], [0, 299, 17], np.arange(300)):
+        idx, dist = knn.query(rows, 6, block=64)
+        assert idx.shape == dist.shape == (len(rows), 6)
+        assert (idx == ref_idx[rows]).mean() > 0.99  # only float ties may swap places
+        np.testing.assert_allclose(dist, ref_dist[rows], atol=2e-5)
+    with pytest.raises(InvalidArgumentError, match=r"queries must be row indices in \[0, 300\)"):
+        knn.query([300], 6)
+    with pytest.raises(InvalidArgumentError, match="k must be at least 1"):
+        knn.query([0], 0)
+    with pytest.raises(InvalidArgumentError, match="vectors must be 2D"):
+        ExactKnn(np.zeros(5, dtype=np.float32), metric)
+
+
+@pytest.mark.parametrize("metric, d", [("euclidean", 2), ("euclidean", 3), ("cosine", 3)])
+def test_few_dimensions_take_the_kd_tree_and_equal_a_float64_brute_force(metric, d):
+    x = np.random.default_rng(d).normal(size=(1500, d)).astype(np.float32)
+    idx, dist = knn_graph(x, 7, metric)
+    y = x.astype(np.float64)
+    if metric == "cosine":
+        y = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64)
+    full = np.sqrt(((y[:, None, :] - y[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(full, np.inf)
+    ref_idx = np.argsort(full, axis=1, kind="stable")[:, :7]
+    ref_dist = np.take_along_axis(full, ref_idx, axis=1)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist ** 2 / 2 if metric == "cosine" else ref_dist, rtol=1e-5, atol=1e-6)
+    assert idx.dtype == np.int64 and dist.dtype == np.float32 and idx.shape == (1500, 7)
+
+
+def test_kd_tree_graph_never_lists_a_row_as_its_own_neighbour_among_duplicates():
+    x = np.zeros((6, 2), dtype=np.float32)  # all rows equal: any other row is a nearest one
+    idx, dist = knn_graph(x, 3)
+    assert not (idx == np.arange(6)[:, None]).any() and (dist == 0).all()

@@ -1,8 +1,10 @@
 """k nearest neighbours in the original vector space.
 
-``exact_knn`` answers a few queries (the server's path); ``knn_graph`` finds the k nearest
-neighbours of every row: exact by blocked matrix products while ``n * n * d`` stays within
-about 100k x 100k x 1k, approximate with pynndescent beyond (or when asked).
+``exact_knn`` answers a few queries (``ExactKnn`` keeps the prepared vectors for later
+queries: the server's path); ``knn_graph`` finds the k nearest neighbours of every row: exact
+from a KD-tree for up to 3 features (layouts) at any size, exact by blocked matrix products
+while ``n * n * d`` stays within about 100k x 100k x 1k, approximate with pynndescent beyond
+(or when asked).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ METRICS = ("euclidean", "cosine")
 METHODS = ("auto", "exact", "approximate")
 # n * n * d for 100k rows of 1k features: past this the exact graph takes too long on a CPU.
 EXACT_LIMIT = 100_000 * 100_000 * 1_000
+#: up to this many features the exact graph comes from a KD-tree (any n_samples): 2-D and 3-D layouts
+TREE_MAX_DIM = 3
 
 
 def _prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -31,41 +35,76 @@ def _prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
     return x
 
 
+class ExactKnn:
+    """Vectors prepared once (normalised for cosine, squared norms kept) for many exact queries.
+
+    The server keeps one per embedding and metric, so each query costs one matrix product.
+
+    Parameters
+    ----------
+    vectors : array-like, shape (n_samples, n_features)
+    metric : {"euclidean", "cosine"}
+    """
+
+    def __init__(self, vectors, metric: str = "euclidean"):
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2:
+            raise InvalidArgumentError(f"vectors must be 2D (n_samples, n_features); got shape {x.shape}")
+        x = _prepare(x, metric)
+        self.metric = metric
+        self.x = x
+        self.sq = np.einsum("ij,ij->i", x, x)
+
+    @property
+    def n_samples(self) -> int:
+        return self.x.shape[0]
+
+    def query(self, queries, k: int = 10, *, exclude_self: bool = True,
+              block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Return (indices, distances), each (n_queries, k), of the k nearest rows to each query row.
+
+        ``queries`` are row indices; with ``exclude_self`` a row is not its own neighbour.
+        Distances are euclidean, or cosine distance (1 - cosine similarity).
+        """
+        x, sq, metric = self.x, self.sq, self.metric
+        queries = np.atleast_1d(np.asarray(queries, dtype=np.int64))
+        n = x.shape[0]
+        if queries.size and (queries.min() < 0 or queries.max() >= n):
+            raise InvalidArgumentError(f"queries must be row indices in [0, {n}); got values from {queries.min()} "
+                                       f"to {queries.max()}")
+        k_eff = min(k, n - 1 if exclude_self else n)
+        if k_eff < 1:
+            raise InvalidArgumentError(f"k must be at least 1 and below the number of rows ({n}); got {k}")
+        out_idx = np.empty((queries.size, k_eff), dtype=np.int64)
+        out_dist = np.empty((queries.size, k_eff), dtype=np.float32)
+        for start in range(0, queries.size, block):
+            q = queries[start:start + block]
+            gram = x[q] @ x.T
+            if metric == "cosine":
+                d = 1.0 - gram
+            else:
+                d = sq[q, None] - 2.0 * gram + sq[None, :]
+                np.maximum(d, 0, out=d)
+            if exclude_self:
+                d[np.arange(q.size), q] = np.inf
+            part = np.argpartition(d, k_eff - 1, axis=1)[:, :k_eff]
+            pd = np.take_along_axis(d, part, axis=1)
+            order = np.argsort(pd, axis=1, kind="stable")
+            out_idx[start:start + q.size] = np.take_along_axis(part, order, axis=1)
+            dist = np.take_along_axis(pd, order, axis=1)
+            out_dist[start:start + q.size] = np.sqrt(dist) if metric == "euclidean" else dist
+        return out_idx, out_dist
+
+
 def exact_knn(vectors, queries, k: int = 10, metric: str = "euclidean", *, exclude_self: bool = True,
               block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Return (indices, distances), each (n_queries, k), of the k nearest rows of ``vectors``.
 
     ``queries`` are row indices into ``vectors``; with ``exclude_self`` a row is not its own neighbour.
-    Distances are euclidean, or cosine distance (1 - cosine similarity).
+    Distances are euclidean, or cosine distance (1 - cosine similarity). Many queries over
+    the same vectors at different times: keep an :class:`ExactKnn`.
     """
-    x = _prepare(vectors, metric)
-    queries = np.atleast_1d(np.asarray(queries, dtype=np.int64))
-    n = x.shape[0]
-    if queries.size and (queries.min() < 0 or queries.max() >= n):
-        raise InvalidArgumentError(f"queries must be row indices in [0, {n}); got values from {queries.min()} to {queries.max()}")
-    k_eff = min(k, n - 1 if exclude_self else n)
-    if k_eff < 1:
-        raise InvalidArgumentError(f"k must be at least 1 and below the number of rows ({n}); got {k}")
-    sq = np.einsum("ij,ij->i", x, x)
-    out_idx = np.empty((queries.size, k_eff), dtype=np.int64)
-    out_dist = np.empty((queries.size, k_eff), dtype=np.float32)
-    for start in range(0, queries.size, block):
-        q = queries[start:start + block]
-        gram = x[q] @ x.T
-        if metric == "cosine":
-            d = 1.0 - gram
-        else:
-            d = sq[q, None] - 2.0 * gram + sq[None, :]
-            np.maximum(d, 0, out=d)
-        if exclude_self:
-            d[np.arange(q.size), q] = np.inf
-        part = np.argpartition(d, k_eff - 1, axis=1)[:, :k_eff]
-        pd = np.take_along_axis(d, part, axis=1)
-        order = np.argsort(pd, axis=1, kind="stable")
-        out_idx[start:start + q.size] = np.take_along_axis(part, order, axis=1)
-        dist = np.take_along_axis(pd, order, axis=1)
-        out_dist[start:start + q.size] = np.sqrt(dist) if metric == "euclidean" else dist
-    return out_idx, out_dist
+    return ExactKnn(vectors, metric).query(queries, k, exclude_self=exclude_self, block=block)
 
 
 def knn_graph(vectors, k: int = 10, metric: str = "euclidean", *, method: str = "auto", block: int = 2048,
@@ -80,7 +119,8 @@ def knn_graph(vectors, k: int = 10, metric: str = "euclidean", *, method: str = 
     metric : {"euclidean", "cosine"}
     method : {"auto", "exact", "approximate"}
         ``auto`` is exact while ``n_samples**2 * n_features`` is at most about 100k x 100k x 1k,
-        and pynndescent beyond.
+        and pynndescent beyond. Up to 3 features (a 2-D or 3-D layout) ``auto`` and ``exact``
+        use an exact KD-tree at any size.
     random_state : int or None
         Seed of the approximate search.
     """
@@ -99,9 +139,37 @@ def knn_graph(vectors, k: int = 10, metric: str = "euclidean", *, method: str = 
         raise InvalidArgumentError(f"vectors must be finite to find neighbours; row {int(np.argmax(bad))} "
                                    f"and {int(bad.sum()) - 1} other rows hold NaN or Inf")
     k = min(int(k), n - 1)
+    if d <= TREE_MAX_DIM and method != "approximate":  # 2-D/3-D layouts: exact and fast at any n
+        graph = _tree_graph(x, k, metric)
+        if graph is not None:
+            return graph
     if method == "approximate" or (method == "auto" and n * n * d > EXACT_LIMIT):
         return _approximate_graph(x, k, metric, random_state)
     return _exact_graph(x, k, metric, block)
+
+
+def _tree_graph(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exact graph from a KD-tree (scipy's cKDTree), for few dimensions; None without scipy.
+
+    For cosine the rows are already unit length, where euclidean order is cosine order and
+    ``1 - cos = |u - v|^2 / 2``.
+    """
+    try:
+        from scipy.spatial import cKDTree
+    except ImportError:  # scipy comes with the reduce extra; the blocked products need only numpy
+        return None
+    y = np.asarray(x, dtype=np.float64)
+    dist, idx = cKDTree(y).query(y, k=k + 1)
+    idx = np.asarray(idx, dtype=np.int64).reshape(y.shape[0], k + 1)
+    dist = np.asarray(dist).reshape(y.shape[0], k + 1)
+    own = idx == np.arange(y.shape[0])[:, None]
+    # drop the row itself, or, where duplicates hid it beyond k + 1, the farthest candidate
+    keep = ~own
+    keep[~own.any(axis=1), -1] = False
+    idx, dist = idx[keep].reshape(-1, k), dist[keep].reshape(-1, k)
+    if metric == "cosine":
+        dist = dist * dist / 2.0
+    return idx, dist.astype(np.float32)
 
 
 def _exact_graph(x: np.ndarray, k: int, metric: str, block: int) -> tuple[np.ndarray, np.ndarray]:

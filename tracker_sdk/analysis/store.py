@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import Progress
 from ..errors import InvalidArgumentError
 from ..runformat import RunWriter, encode_metadata, make_column, open_run
 from ..runformat.reader import Embedding as StoredEmbedding
 from ..runformat.reader import Run
+from ..runformat.records import ColumnsRecord, metadata_ref
 from .neighbors import EXACT_LIMIT, METHODS, METRICS, knn_graph
 from .scores import OUTLIER_METHODS, SplitComparison, label_disagreement, outlier_score, split_shift
 
@@ -88,7 +90,7 @@ def compute(vectors, *, labels=None, splits=None, k: int = 10, metric: str = "eu
 
 def analyze(target, *, embedding=None, k: int = 10, metric: str = "euclidean", label_column: str | None = DEFAULT_LABEL_COLUMN,
             split_column: str | None = None, outlier: str = "knn", method: str = "auto",
-            writer: RunWriter | None = None) -> list[AnalysisResult]:
+            writer: RunWriter | None = None, quiet: bool | None = None) -> list[AnalysisResult]:
     """Compute the scores of stored embeddings and store them as metadata columns.
 
     Parameters
@@ -103,6 +105,8 @@ def analyze(target, *, embedding=None, k: int = 10, metric: str = "euclidean", l
         Metadata column (such as "split") compared for ``split_shift``.
     writer : RunWriter, optional
         The open writer of a live experiment; otherwise the run is opened for appending.
+    quiet : bool, optional
+        True hides the progress shown per embedding (None: ``TRACKER_QUIET`` decides).
 
     Returns
     -------
@@ -113,8 +117,10 @@ def analyze(target, *, embedding=None, k: int = 10, metric: str = "euclidean", l
     if own_writer:
         writer = RunWriter(run.path)
     results = []
+    progress = Progress(len(chosen), "analysing embeddings", unit="embedding", quiet=quiet)
     try:
         for emb in chosen:
+            progress.set_status(f"{emb.title!r} step {emb.step}" if emb.step is not None else repr(emb.title))
             columns = emb.columns
             labels_name = label_column
             if labels_name is not None and labels_name not in columns:
@@ -131,10 +137,12 @@ def analyze(target, *, embedding=None, k: int = 10, metric: str = "euclidean", l
             result.embedding_id = emb.id
             result.params.update(label_column=labels_name, split_column=split_column)
             _store(writer, emb, result)
-            log.info("tracker_sdk: analysed embedding %s (%d x %d) in %.1f s: %s", emb.id, emb.n, emb.dim,
-                     result.seconds, result.summary())
+            progress.step_done(f"tracker_sdk: analysed embedding {emb.id} {emb.title!r} ({emb.n} x {emb.dim}) in "
+                               f"{result.seconds:.1f} s: {result.summary()}")
+            progress.update()
             results.append(result)
     finally:
+        progress.close()
         if own_writer:
             writer.close()
     return results
@@ -175,7 +183,5 @@ def _store(writer: RunWriter, emb: StoredEmbedding, result: AnalysisResult) -> N
     analysis = dict(result.params, seconds=round(result.seconds, 3))
     if result.split is not None:
         analysis["split_pairs"] = [[a, b, v] for (a, b), v in result.split.pairs.items()]
-    writer.append("columns", {"embedding_id": emb.id,
-                              "metadata": {"sha256": sha, "columns": [c["name"] for c in columns],
-                                           "types": [c["type"] for c in columns]},
-                              "analysis": analysis}, durable=True)
+    writer.append(ColumnsRecord(embedding_id=emb.id, metadata=metadata_ref(sha, columns), analysis=analysis),
+                  durable=True)
