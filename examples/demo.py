@@ -1,7 +1,7 @@
 """`make demo`: train a small CNN on scikit-learn's digits, log its embeddings, serve the viewer.
 
 Runs examples/digits_cnn.py (penultimate layer every epoch, sprites, one reducer fitted on the
-last epoch for the whole group), lists the run, then serves the run directory with the
+last epoch for the whole group, the group's dynamics), lists the run and prints its dynamics, then serves the run directory with the
 tracking server and prints the URL of the embedding view. Ctrl-C stops the server.
 """
 
@@ -26,6 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = digits_cnn.run(args.root, epochs=args.epochs, project_name="digits-demo")
     tracker(["ls", args.root])
+    tracker(["dynamics", str(run_dir), "--group", digits_cnn.GROUP, "--top", "5"])  # stored by run(): only printed
     run = open_run(run_dir)
     last = max((e for e in run.embeddings if e.reductions), key=lambda e: e.step or 0, default=run.embeddings[-1])
     url = f"http://127.0.0.1:{args.port}/view?run={run.run_id}&emb={last.id}"

@@ -42,7 +42,8 @@ def build_model():
 
 def run(root="./tracker-runs", epochs: int = 6, project_name: str = "digits-cnn", method: str | None = "pacmap",
         seed: int = 0, batch_size: int = 64, show_layers: bool = False) -> Path:
-    """Train, log every epoch, reduce the group with ``method`` fitted on the last epoch; return the run directory.
+    """Train, log every epoch, reduce the group with ``method`` fitted on the last epoch, measure its
+    dynamics (``analyze_dynamics``); return the run directory.
 
     ``method=None`` skips the reduction (the run can be reduced later with ``tracker reduce``).
     """
@@ -103,10 +104,15 @@ def _train_and_log(torch, digits, train_test_split, root, epochs, project_name, 
             exp.log_activations(collector, targets.tolist(), image_data=images, image_size=(8, 8), group=GROUP,
                                 step=epoch, metadata={"predicted": predicted.tolist(), "correct": correct.tolist(),
                                                       "split": split.tolist()})
-            logging.getLogger("tracker_sdk").info("epoch %d: test accuracy %.3f", epoch, correct[test_idx].mean())
+            print(f"epoch {epoch + 1}/{epochs}: train loss {total / len(train_idx):.3f}, test accuracy "
+                  f"{correct[test_idx].mean():.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
         exp.log_metric("train_seconds", time.perf_counter() - started)
         if method:
             exp.reduce_group(GROUP, method=method, fit_on="last")
+        if epochs > 1:  # how the layer changed between epochs, and how far to trust each projection
+            change = exp.analyze_dynamics(GROUP, k=10, label_column="label")
+            cka = [f"{change.cka[s, s + 1]:.2f}" for s in range(epochs - 1)]
+            print(f"CKA of consecutive epochs: {' '.join(cka)} (`tracker dynamics {exp.run_dir} --group {GROUP}`)")
         return exp.run_dir
 
 

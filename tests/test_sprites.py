@@ -358,8 +358,8 @@ def test_log_embedding_builds_and_stores_the_sprite(runs_root):
     with Experiment(project_name="p", url=str(runs_root)) as exp:
         exp.log_embedding(np.random.rand(n, 4), list(range(n)), image_data=tiles.reshape(n, -1), image_size=(5, 3))
     emb, = open_run(exp.run_dir).embeddings
-    assert emb.sprite["tile_size"] == [5, 3] and emb.sprite["grid"] == [5, 6] and emb.sprite["n"] == n
-    assert emb.sprite["format"] == "png"
+    assert emb.sprite.tile_size == [5, 3] and emb.sprite.grid == [5, 6] and emb.sprite.n == n
+    assert emb.sprite.format == "png"
     image = Image.open(emb.sprite_path())
     assert image.mode == "RGBA" and image.size == (5 * 5, 6 * 3)
     stored = sprites.Sprite(np.asarray(image), (5, 3), (5, 6), n, (5, 3))
@@ -386,7 +386,7 @@ def test_create_embedding_image_returns_image_and_a_reusable_offline_url(runs_ro
     assert [p.name for p in pngs] == [url.split(":")[1]]  # stored once, never again
     exp.end()
     embeddings = open_run(exp.run_dir).embeddings
-    assert [e.sprite["sha256"] for e in embeddings] == [url.split(":")[1]] * 2
+    assert [e.sprite.sha256 for e in embeddings] == [url.split(":")[1]] * 2
     np.testing.assert_array_equal(np.asarray(Image.open(embeddings[0].sprite_path())), np.asarray(image))
 
 
@@ -402,7 +402,7 @@ def test_image_url_works_in_another_experiment_and_a_resumed_run(runs_root):
     sprites._STORED.clear()  # as in a new process: the run's own journal names the sprite
     with Experiment(project_name="p", url=str(runs_root), experiment_key=first.run_id) as resumed:
         resumed.log_embedding(np.random.rand(4, 2), [0, 1, 2, 3], image_data=url, image_size=(2, 2))
-    assert len({e.sprite["sha256"] for e in open_run(first.run_dir).embeddings}) == 1
+    assert len({e.sprite.sha256 for e in open_run(first.run_dir).embeddings}) == 1
 
 
 def test_image_url_errors_and_nothing_written_on_bad_images(runs_root):

@@ -7,27 +7,28 @@ arguments and ignore Comet-only switches (logged at debug level).
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import numbers
 import os
 import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import _validation as check
-from ._convert import is_torch_tensor, to_numpy
-from .errors import InvalidArgumentError
-from .runformat import DEFAULT_PROJECT, RunWriter, encode_metadata, npy_chunks
-from .sync import default_local_root, get_backend
+from ._progress import say
+from ._convert import is_torch_tensor, plain_value, to_numpy
+from .errors import InvalidArgumentError, RunClosedError
+from .runformat import DEFAULT_PROJECT, RunWriter, encode_metadata, names, npy_chunks, records
+from .runformat.records import metadata_ref
+from .sync import default_local_root, for_experiment, is_local
 
 log = logging.getLogger("tracker_sdk")
 
-RUN_ID_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -42,22 +43,6 @@ class Embedding:
     step: int | None
     run: str
     path: Path
-
-
-def _plain_value(value):
-    """A msgpack-safe value for parameters and others (numpy/torch scalars unwrapped)."""
-    if is_torch_tensor(value) or isinstance(value, np.ndarray):
-        value = to_numpy(value)
-        return value.item() if value.size == 1 else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain_value(v) for k, v in value.items()}
-    return str(value)
 
 
 def _metric_value(name, value) -> float | int:
@@ -82,28 +67,39 @@ class Experiment:
     experiment_name : str, optional
         Display name (also ``set_name``).
     url : str, optional
-        Where runs go: a directory or ``file://`` URI (offline), or ``http(s)://`` for a
-        tracking server. Defaults to ``TRACKER_URL``, else ``./tracker-runs``.
+        Where runs go: a directory or ``file://`` URI (offline), or a destination that the run
+        is uploaded to in the background while it is also written locally: ``http(s)://``
+        (a tracking server), ``s3://bucket/prefix`` or any scheme added with
+        ``tracker_sdk.sync.register_backend``. Defaults to ``TRACKER_URL``, else ``./tracker-runs``.
     experiment_key : str, optional
         Resume the run with this key (32 hex characters) instead of starting a new one.
+    quiet : bool, optional
+        True hides what the experiment prints while you wait (progress, end()'s summary line);
+        None (default) leaves it to ``TRACKER_QUIET``.
+    end_timeout : float, optional
+        Most seconds ``end()`` waits for background reductions (and uploads); None waits as
+        long as they make progress. What is left is named as ``tracker reduce`` commands.
     """
 
     def __init__(self, api_key=None, project_name=None, workspace=None, *, experiment_name=None,
-                 url=None, experiment_key=None, end_timeout: float | None = None, **comet_only):
+                 url=None, experiment_key=None, end_timeout: float | None = None, quiet: bool | None = None,
+                 **comet_only):
         for name in sorted(comet_only):
             log.debug("tracker_sdk ignores the Comet-only argument %s=%r", name, comet_only[name])
         project = check.check_project_name(project_name or os.environ.get("TRACKER_PROJECT") or DEFAULT_PROJECT)
         name = check.check_text(experiment_name, "experiment_name", allow_none=True)
-        if experiment_key is not None and not (isinstance(experiment_key, str) and len(experiment_key) == RUN_ID_LENGTH
-                                               and all(c in "0123456789abcdef" for c in experiment_key)):
-            raise InvalidArgumentError(f"experiment_key must be {RUN_ID_LENGTH} lowercase hex characters; got {experiment_key!r}")
-        self._backend = get_backend(url, api_key=api_key or os.environ.get("TRACKER_API_KEY")) if _is_remote(url) \
-            else get_backend(url)
+        if experiment_key is not None:
+            names.check_hex_id(experiment_key, "experiment_key")
+        self._backend = for_experiment(url, api_key=api_key)
         self.run_id = experiment_key or uuid.uuid4().hex
         self.project_name = project
         self.workspace = workspace
         self.run_dir = self._backend.root / project / self.run_id
         self.end_timeout = end_timeout
+        if quiet is not None and not isinstance(quiet, bool):
+            raise InvalidArgumentError(f"quiet must be True, False or None (TRACKER_QUIET decides); got {quiet!r}")
+        self.quiet = quiet
+        self._counts: collections.Counter = collections.Counter()  # records logged, by kind (end()'s summary)
         self._step: int | None = None
         self._epoch: int | None = None
         self._ended = False
@@ -151,12 +147,13 @@ class Experiment:
         return False
 
     # -- everyday calls ------------------------------------------------------------------
-    def _append(self, kind: str, payload: dict, *, timestamp=None, durable=False) -> dict:
-        return self._writer.append(kind, payload, timestamp=timestamp, durable=durable)
+    def _append(self, record: records.Record, *, timestamp=None, durable=False) -> records.Record:
+        self._counts[type(record)] += 1
+        return self._writer.append(record, timestamp=timestamp, durable=durable)
 
     def log_parameter(self, name, value, step=None) -> None:
-        self._append("parameter", {"name": check.check_text(str(name), "name"), "value": _plain_value(value),
-                                   "step": check.check_step(step)})
+        self._append(records.ParameterRecord(name=check.check_text(str(name), "name"), value=plain_value(value),
+                                             step=check.check_step(step)))
 
     def log_parameters(self, parameters: dict, prefix=None, step=None, nested_support=True) -> None:
         if not isinstance(parameters, dict):
@@ -169,7 +166,7 @@ class Experiment:
         name = check.check_text(str(name), "name")
         step = check.check_step(step) if step is not None else self._step
         epoch = check.check_step(epoch, "epoch") if epoch is not None else self._epoch
-        self._append("metric", {"name": name, "value": _metric_value(name, value), "step": step, "epoch": epoch},
+        self._append(records.MetricRecord(name=name, value=_metric_value(name, value), step=step, epoch=epoch),
                      timestamp=t)
 
     def log_metrics(self, dic: dict, prefix=None, step=None, epoch=None) -> None:
@@ -180,14 +177,14 @@ class Experiment:
             self.log_metric(name, value, step=step, epoch=epoch, timestamp=t)
 
     def log_other(self, key, value) -> None:
-        self._append("other", {"name": check.check_text(str(key), "key"), "value": _plain_value(value)})
+        self._append(records.OtherRecord(name=check.check_text(str(key), "key"), value=plain_value(value)))
 
     def log_others(self, dictionary: dict) -> None:
         for key, value in dictionary.items():
             self.log_other(key, value)
 
     def add_tag(self, tag: str) -> None:
-        self._append("other", {"name": "tag", "value": check.check_text(tag, "tag")})
+        self._append(records.OtherRecord(name="tag", value=check.check_text(tag, "tag")))
 
     def add_tags(self, tags) -> None:
         for tag in tags:
@@ -213,10 +210,10 @@ class Experiment:
                 raise InvalidArgumentError("file_name is required when file_data is a file object without a name")
         else:
             raise InvalidArgumentError(f"file_data must be a path, bytes or a file object; got {type(file_data).__name__}")
-        file_name = check.check_text(str(file_name), "file_name")
+        file_name = check.check_text(str(file_name), "file_name", file_name=True)
         sha, size = self._writer.write_blob([data])
-        return self._append("asset", {"name": file_name, "sha256": sha, "size": size, "step": check.check_step(step),
-                                      "metadata": _plain_value(metadata)}, durable=True)
+        return self._append(records.AssetRecord(name=file_name, sha256=sha, size=size, step=check.check_step(step),
+                                                metadata=plain_value(metadata)), durable=True)
 
     # -- embeddings ----------------------------------------------------------------------
     def log_embedding(self, vectors, labels, image_data=None, image_size=None, image_preprocess_function=None,
@@ -264,13 +261,12 @@ class Experiment:
         meta_sha, _ = self._writer.write_blob([encode_metadata(columns, n)])
         sprite_ref = self._store_sprite(sprite) if sprite is not None else None
         embedding_id = uuid.uuid4().hex
-        self._append("embedding", {
-            "id": embedding_id, "title": title, "group": group, "step": step, "n": n, "dim": dim,
-            "vectors": {"sha256": vec_sha, "dtype": "float32", "shape": [n, dim]},
-            "metadata": {"sha256": meta_sha, "columns": [c["name"] for c in columns],
-                         "types": [c["type"] for c in columns], "header": has_header},
-            "sprite": sprite_ref,
-        }, durable=True)
+        self._append(records.EmbeddingRecord(
+            id=embedding_id, title=title, group=group, step=step, n=n, dim=dim,
+            vectors=records.ArrayRef(sha256=vec_sha, dtype="float32", shape=[n, dim]),
+            metadata=metadata_ref(meta_sha, columns, header=has_header),
+            sprite=sprite_ref,
+        ), durable=True)
         handle = Embedding(embedding_id, n, dim, title, group, step, self.run_id, self.run_dir)
         self._schedule_reductions(handle, reducers, array, columns, vectors_sha=vec_sha)
         return handle
@@ -346,17 +342,17 @@ class Experiment:
                                              options=(preprocess, transparent, background))
         return sprites.build_sprite(image_data, image_size, preprocess, transparent, background, n=n)
 
-    def _store_sprite(self, sprite) -> dict:
+    def _store_sprite(self, sprite) -> records.SpriteRef:
         """Write the sprite's PNG blob (once per content) and return the record's ``sprite`` field."""
         from . import sprites
         from .runformat import blob_path
         if isinstance(sprite, sprites.StoredSprite):  # reuse: copy the blob only when another run holds it
-            sha = sprite.record["sha256"]
+            sha = sprite.record.sha256
             if not blob_path(self.run_dir, sha).is_file():
                 copied, _ = self._writer.write_blob([sprite.source.read_bytes()])
                 if copied != sha:
                     raise InvalidArgumentError(f"sprite blob {sprite.source} no longer hashes to {sha}")
-            return dict(sprite.record)
+            return sprite.record
         sha, _ = self._writer.write_blob([sprite.to_png()])
         record = sprite.record(sha)
         sprites.remember(record, sprite.image_size, blob_path(self.run_dir, sha))
@@ -379,19 +375,25 @@ class Experiment:
         record = self._store_sprite(sprite)
         image = sprite.to_image()
         image.info.update(tile_size=sprite.tile_size, grid=sprite.grid, n=sprite.n)
-        return image, sprites.image_url(record["sha256"])
+        return image, sprites.image_url(record.sha256)
 
     def _reductions(self):
         """This run's ReductionSession, created on first use (its end hook waits for the worker)."""
         session = getattr(self, "_reduction_session", None)
         if session is None:
             from .reduce.session import ReductionSession
-            session = self._reduction_session = ReductionSession(self._writer, self.run_dir)
-            self._end_hooks.append(lambda: session.finish(self.end_timeout))
+            session = self._reduction_session = ReductionSession(self._writer, self.run_dir, quiet=self.quiet)
+            self._end_hooks.append(lambda: session.finish(self.end_timeout, at_exit=_exiting.is_set()))
         return session
 
     def _prepare_reducers(self, reduce, background=None):
-        """Validate ``reduce=`` before anything is written; returns (planned reducers, background)."""
+        """Validate ``reduce=`` before anything is written; returns (planned reducers, background).
+
+        Also the point where reducers the worker fitted for the caller's instances reach them
+        (``ReductionSession.adopt_fitted``): here, on the caller's thread."""
+        session = getattr(self, "_reduction_session", None)
+        if session is not None:
+            session.adopt_fitted()
         if reduce is None or reduce is False or (isinstance(reduce, (list, tuple)) and not reduce):
             if background is not None and not isinstance(background, bool):
                 raise InvalidArgumentError(f"reduce_background must be True, False or None; got {background!r}")
@@ -405,7 +407,7 @@ class Experiment:
             self._reductions().schedule(handle, planned, array, columns, vectors_sha, background)
 
     def reduce_group(self, group, title=None, method="umap", fit_on="last", *, n_components=2, background=None,
-                     **params) -> str:
+                     align=None, id_column=None, **params) -> str:
         """Fit one reducer on a step of ``group`` and place every step of the group with it.
 
         Positions are then comparable across steps (fit on the final epoch, apply to all).
@@ -419,10 +421,20 @@ class Experiment:
         method : str or Reducer
             A name for ``get_reducer`` (``**params`` and ``n_components`` go to it) or an
             unfitted Reducer to copy.
-        fit_on : "last", "all" or int
-            The step fitted on: the last one, every step together, or a given step.
+        fit_on : "last", "all", "each" or int
+            The step fitted on: the last one, every step together, or a given step; "each"
+            fits every step on its own (see ``align``).
+        align : {"procrustes", "aligned_umap"} or None
+            With ``fit_on="each"``: rotate, reflect and scale each step's fit onto the previous
+            one, or fit all steps with umap-learn's AlignedUMAP (method "umap"). Every record's
+            quality holds ``trustworthiness`` and ``stability`` (mean distance moved since the
+            previous step, in layout units).
+        id_column : str, optional
+            With ``align``: the metadata column of sample ids consecutive steps are joined on
+            (steps may then hold different rows); by default rows are matched by position.
         background : bool or None
-            False computes now; otherwise the worker does it and ``end()`` waits.
+            False computes now; None runs PCA on a background thread and other methods in the
+            worker process; True always uses the worker process. ``end()`` waits for it.
 
         Returns
         -------
@@ -433,7 +445,8 @@ class Experiment:
         if isinstance(method, str):
             params["n_components"] = n_components
         return self._reductions().reduce_group(check.check_text(group, "group"), check.check_text(title, "title", allow_none=True),
-                                               method, fit_on, background, **params)
+                                               method, fit_on, background, align=align, id_column=id_column,
+                                               **params)
 
     def analyze(self, embedding=None, k: int = 10, *, label_column="label", split_column=None, metric="euclidean",
                 outlier="knn", method="auto") -> list:
@@ -454,28 +467,83 @@ class Experiment:
         return analyze(open_run(self.run_dir), embedding=embedding, k=k, metric=metric, label_column=label_column,
                        split_column=split_column, outlier=outlier, method=method, writer=self._writer)
 
+    def analyze_dynamics(self, group, k: int = 10, label_column="label", id_column=None, *, title=None,
+                         metric="euclidean"):
+        """Measure how ``group``'s representation changed across its steps, and how far to trust its projections.
+
+        Stores the step x step CKA matrix, each point's k-NN Jaccard to the previous step
+        (column ``knn_jaccard_prev``), per-class separation and silhouette per step, and, for
+        every stored projection of the group, per-point ``trust_point`` / ``continuity_point``.
+        Background reductions already requested are waited for first, so they are included.
+        Returns a ``DynamicsResult``; see ``tracker_sdk.analysis.dynamics_store.analyze_dynamics``.
+        """
+        from .analysis.dynamics_store import analyze_dynamics
+        from .runformat import open_run
+        self._check_open()
+        session = getattr(self, "_reduction_session", None)
+        if session is not None:
+            session.wait()
+        return analyze_dynamics(open_run(self.run_dir), check.check_text(group, "group"), title=title, k=k,
+                                label_column=label_column, id_column=id_column, metric=metric, writer=self._writer,
+                                quiet=self.quiet)
+
     def _check_open(self) -> None:
         if self._ended:
-            raise RuntimeError(f"experiment {self.run_id} has ended; start a new Experiment to log more")
+            raise RunClosedError(f"experiment {self.run_id} has ended; start a new Experiment to log more")
 
     # -- ending --------------------------------------------------------------------------
     def end(self) -> None:
-        """Flush everything to disk, mark the run finished and close it; safe to call twice."""
+        """Flush everything to disk, mark the run finished and close it; safe to call twice.
+
+        Waits for background reductions while they make progress (a bar on a terminal, one
+        line otherwise; at most ``end_timeout`` seconds). Ctrl-C during that wait still closes
+        the run with everything logged, prints the ``tracker reduce`` commands that compute
+        what is left, and re-raises KeyboardInterrupt. Runs by itself at interpreter exit for
+        an experiment that was never ended.
+        """
         with self._end_lock:
             if self._ended:
                 return
             self._ended = True
+        interrupted = None
         try:
             for hook in self._end_hooks:
-                hook()
-            self._append("end", {"status": "finished"}, durable=True)
-            self._writer.update_info(status="finished", ended=time.time())
+                try:
+                    hook()
+                except KeyboardInterrupt as exc:  # Ctrl-C while end() waited: close the run properly, then stop
+                    interrupted = exc
+            ended = self._append(records.EndRecord(status="finished"), durable=True)
+            # run.json says what the end record says, so a server that replays the record agrees with it
+            self._writer.update_info(status=ended.status, ended=ended.t)
         finally:
             self._writer.close()
             _live_experiments.discard(self)
+        if interrupted is not None:
+            raise interrupted  # what is left is on disk for `tracker upload` / `tracker reduce`
         pending = self._backend.finish(self.end_timeout)
         if pending:
             log.warning("%s", pending)
+        say(self._summary(synced=pending is None), quiet=self.quiet)
+
+    def _summary(self, synced: bool) -> str:
+        """end()'s one line: what was stored, where, whether it reached its destination, where to look."""
+        counts, kinds = self._counts, records
+        session = getattr(self, "_reduction_session", None)
+        projections = len(session.summaries) if session is not None else 0  # the session appends them itself
+        parts = [f"{counts[kinds.EmbeddingRecord]} embeddings", f"{projections} projections",
+                 f"{counts[kinds.MetricRecord]} metric points", f"{counts[kinds.ParameterRecord]} parameters"]
+        if counts[kinds.AssetRecord]:
+            parts.append(f"{counts[kinds.AssetRecord]} assets")
+        if session is not None and session.failures:
+            parts.append(f"{len(session.failures)} failed reductions")
+        line = f"tracker_sdk: run {self.project_name}/{self.run_id} ended: {', '.join(parts)} in {self.run_dir}"
+        destination = self._backend.url
+        if destination is None:
+            return line + f"; view with: tracker-server --root {self._backend.root}"
+        line += f"; synced to {destination}" if synced else f"; NOT fully synced to {destination} (see above)"
+        if destination.startswith(("http://", "https://")):
+            line += f"; view: {destination}/view?run={self.run_id}"
+        return line
 
     def __repr__(self):
         return f"{type(self).__name__}(project={self.project_name!r}, key={self.run_id!r}, dir={str(self.run_dir)!r})"
@@ -486,14 +554,9 @@ class OfflineExperiment(Experiment):
 
     def __init__(self, api_key=None, project_name=None, workspace=None, offline_directory=None, **kwargs):
         url = offline_directory or kwargs.pop("url", None) or default_local_root()
-        if _is_remote(str(url)):
+        if not is_local(url):
             raise InvalidArgumentError(f"offline_directory must be a local path; got {url!r}")
         super().__init__(api_key, project_name, workspace, url=str(url), **kwargs)
-
-
-def _is_remote(url) -> bool:
-    url = url if url is not None else os.environ.get("TRACKER_URL")
-    return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
 
 
 def _flatten(mapping: dict, prefix, nested: bool) -> dict:
@@ -507,13 +570,41 @@ def _flatten(mapping: dict, prefix, nested: bool) -> dict:
     return out
 
 
-_live_experiments: "weakref.WeakSet[Experiment]" = weakref.WeakSet()
+#: every Experiment not ended yet, held strongly: a script that drops its Experiment object
+#: without calling end() still gets everything end() produces, at exit
+_live_experiments: "set[Experiment]" = set()
 
 
-@atexit.register
+#: set while live experiments are ended at interpreter exit
+_exiting = threading.Event()
+
+
 def _end_live_experiments() -> None:
+    _exiting.set()
     for experiment in list(_live_experiments):
         try:
             experiment.end()
+        except KeyboardInterrupt:  # Ctrl-C while end() waited at exit: it already said what is left
+            pass
         except Exception:  # at exit, report and keep ending the others
             log.exception("tracker_sdk: could not end experiment %s at exit", experiment.run_id)
+
+
+def _register_exit_handler() -> None:
+    """End live experiments at interpreter exit, *before* concurrent.futures stops its thread pools.
+
+    concurrent.futures' exit hook (``threading._register_atexit``) runs before ``atexit``
+    handlers and refuses new work after it ran, so an ``atexit`` end() failed to store blobs
+    ("cannot schedule new futures after shutdown"). Hooks of that kind run in reverse order of
+    registration: importing concurrent.futures.thread first makes ours run before its own.
+    ``atexit`` stays as the fallback where the private hook does not exist.
+    """
+    import concurrent.futures.thread  # noqa: F401  (registers its hook now, so ours runs first)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_end_live_experiments)
+    atexit.register(_end_live_experiments)
+
+
+_register_exit_handler()

@@ -34,4 +34,19 @@ def make_transformer():
 
 
 def hook_count(model) -> int:
-    return sum(len(m._forward_hooks) for m in model.modules())
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+class SharedReluBlock(nn.Module):
+    """A ResNet BasicBlock in miniature: one ReLU module runs twice per forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(6, 6)
+        self.fc2 = nn.Linear(6, 6)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu(self.fc1(x))
+        return self.relu(self.fc2(out) + x)

@@ -32,9 +32,12 @@ def test_digits_cnn_logs_every_epoch_with_sprites_and_metadata(runs_root):
     assert columns["correct"] == [p == t for p, t in zip(columns["predicted"], columns["label"])]
     assert np.mean(columns["correct"]) > 0.6                  # it learns within two epochs
     assert columns["split"].count("test") == 450
-    assert embeddings[0].sprite["tile_size"] == [8, 8] and embeddings[0].sprite_path().is_file()
+    assert embeddings[0].sprite.tile_size == [8, 8] and embeddings[0].sprite_path().is_file()
     assert (embeddings[-1].vectors >= 0).all()                 # a ReLU layer
-    assert [m["step"] for m in run.metric_series("test_accuracy")] == [0, 1]
+    assert [m.step for m in run.metric_series("test_accuracy")] == [0, 1]
+    dynamics = run.dynamics("digits-cnn")  # the demo measures how the layer changed between its epochs
+    assert dynamics.steps == [0, 1] and dynamics.n_shared == 1797 and len(dynamics.classes) == 10
+    assert all(r.trust for e in embeddings for r in e.reductions)  # and how far to trust each projection
 
 
 @pytest.mark.skipif(not hasattr(Experiment, "reduce_group"), reason="Experiment.reduce_group (issue 4) not available")
@@ -46,7 +49,7 @@ def test_digits_cnn_reduces_every_epoch_with_one_reducer_fitted_on_the_last(runs
     assert {r.method for r in reductions} == {"pca"}
     assert sorted(r.embedding_id for r in reductions) == sorted(e.id for e in run.embeddings)
     last = next(e for e in run.embeddings if e.step == 1)
-    assert all(r.fitted_on["step"] == 1 and r.fitted_on["embedding_id"] == last.id for r in reductions)
+    assert all(r.fitted_on.step == 1 and r.fitted_on.embedding_id == last.id for r in reductions)
     assert len({r.timeline for r in reductions}) == 1       # one fitted reducer placed both epochs
     assert all(r.coords.shape[0] == 1797 for r in reductions)
 

@@ -46,9 +46,9 @@ def test_vectors_and_labels(tmp_path):
 def test_image_data_with_image_size(tmp_path):
     run = _run_script("image_data.py", tmp_path)
     [emb] = run.embeddings
-    assert emb.sprite["n"] == 4 and emb.sprite["tile_size"] == [2, 2]
+    assert emb.sprite.n == 4 and emb.sprite.tile_size == [2, 2]
     sheet = np.asarray(Image.open(emb.sprite_path()).convert("RGBA"))
-    cols = emb.sprite["grid"][0]
+    cols = emb.sprite.grid[0]
     for i in range(4):  # image i is white in pixel i (row-major) and black elsewhere
         r, c = divmod(i, cols)
         tile = sheet[r * 2:(r + 1) * 2, c * 2:(c + 1) * 2, :3].max(axis=2).reshape(-1)
@@ -60,14 +60,14 @@ def test_three_image_options_and_reused_image_url(tmp_path):
     embs = run.embeddings
     assert [e.title for e in embs] == ["epoch-0", "epoch-1", "epoch-2"]
     assert {e.group for e in embs} == {"digits"}
-    shas = {e.sprite["sha256"] for e in embs}
+    shas = {e.sprite.sha256 for e in embs}
     assert len(shas) == 1  # built once by create_embedding_image, reused by url
     sprite_blobs = [p for p in (run.path / "blobs").rglob("*") if p.is_file() and p.name in shas]
     assert len(sprite_blobs) == 1
     saved = Image.open(tmp_path / "sprite-from-create_embedding_image.png")
     assert saved.size == Image.open(embs[0].sprite_path()).size
     sheet = np.asarray(Image.open(embs[0].sprite_path()).convert("RGBA"))
-    (tw, th), cols = embs[0].sprite["tile_size"], embs[0].sprite["grid"][0]
+    (tw, th), cols = embs[0].sprite.tile_size, embs[0].sprite.grid[0]
     from sklearn.datasets import load_digits
     digits = load_digits()
     palette = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
@@ -87,7 +87,7 @@ def test_title_and_group_inside_an_epoch_loop(tmp_path):
     run = _run_script("epoch_groups.py", tmp_path)
     embs = run.embeddings
     assert [(e.title, e.group, e.step) for e in embs] == [(f"epoch-{i}", "hidden-layer-1", i) for i in range(4)]
-    assert [m["step"] for m in run.metric_series("loss")] == [0, 1, 2, 3]
+    assert [m.step for m in run.metric_series("loss")] == [0, 1, 2, 3]
     assert all(e.n == 50 and e.dim == 16 for e in embs)
     assert run.name == "groups"
 
@@ -96,7 +96,7 @@ def test_multi_column_labels_with_a_header_row(tmp_path):
     run = _run_script("table_labels.py", tmp_path)
     [emb] = run.embeddings
     assert [c["name"] for c in emb.metadata["columns"]] == ["name", "kind", "size"]
-    assert emb.metadata["header"] is True
+    assert emb.header is True
     assert emb.columns["name"] == ["apple", "kale", "pear", "leek", "plum", "fig"]
     assert emb.columns["size"] == [3, 1, 2, 5, 1, 4]
     assert [c["type"] for c in emb.metadata["columns"]] == ["str", "str", "int"]
@@ -106,7 +106,7 @@ def test_documented_preprocess_function_verbatim(tmp_path):
     run = _run_script("documented_preprocess.py", tmp_path)
     [emb] = run.embeddings
     sheet = np.asarray(Image.open(emb.sprite_path()).convert("RGBA"))
-    used = sheet[: emb.sprite["grid"][1] * emb.sprite["tile_size"][1]]
+    used = sheet[: emb.sprite.grid[1] * emb.sprite.tile_size[1]]
     # Ink (2 on a 0-255 scale) stays dark; the transparent zeros take the red background.
     colours = {tuple(int(v) for v in p[:3]) for p in used.reshape(-1, 4) if p[3] == 255}
     assert (255, 0, 0) in colours and all(max(c) < 16 or c == (255, 0, 0) for c in colours)

@@ -80,12 +80,12 @@ def test_parameters_metrics_others_assets(runs_root, tmp_path):
     run = _run(exp)
     assert run.parameters == {"h.lr": 0.1, "h.opt.name": "adam", "h.opt.betas": [0.9, 0.99], "epochs": 3}
     loss = run.metric_series("loss")[0]
-    assert loss["value"] == 0.5 and loss["step"] == 7 and loss["epoch"] == 2 and before <= loss["t"] <= time.time()
+    assert loss.value == 0.5 and loss.step == 7 and loss.epoch == 2 and before <= loss.t <= time.time()
     acc = run.metric_series("acc")[0]
-    assert acc["step"] == 9 and acc["t"] == run.metric_series("f1")[0]["t"]
+    assert acc.step == 9 and acc.t == run.metric_series("f1")[0].t
     assert run.others["note"] == "tabs\tand\nnewlines ✓"
-    assert {a["name"]: a["size"] for a in run.assets} == {"f.txt": 5, "raw.bin": 3}
-    assert run.blob_path(run.assets[0]["sha256"]).read_bytes() == b"hello"
+    assert {a.name: a.size for a in run.assets} == {"f.txt": 5, "raw.bin": 3}
+    assert run.blob_path(run.assets[0].sha256).read_bytes() == b"hello"
     assert run.status == "finished"
     run.verify()
 
@@ -117,7 +117,7 @@ def test_labels_table_form_keeps_types_and_unicode(runs_root):
     types = {c["name"]: c["type"] for c in emb.metadata["columns"]}
     assert types == {"name": "str", "count": "int", "score": "float", "ok": "bool"}
     assert emb.columns["name"][3] == "a\tb\n3 ✓ 日本" and emb.columns["count"] == [0, 1, 2, 3, 4]
-    assert emb.metadata["header"] is True
+    assert emb.header is True
 
 
 def test_labels_2d_array_with_header_and_metadata_dict_and_dataframe(runs_root):
@@ -204,9 +204,9 @@ def test_resume_with_experiment_key_continues_seq(runs_root):
     with Experiment(project_name="p", url=str(runs_root), experiment_key=exp.get_key()) as again:
         again.log_metric("m", 2)
     run = _run(exp)
-    seqs = [r["seq"] for r in run.records]
+    seqs = [r.seq for r in run.records]
     assert seqs == sorted(set(seqs)) == list(range(len(seqs)))
-    assert [m["value"] for m in run.metric_series("m")] == [1, 2]
+    assert [m.value for m in run.metric_series("m")] == [1, 2]
 
 
 def test_many_metric_calls_all_arrive_in_order(runs_root):
@@ -215,7 +215,7 @@ def test_many_metric_calls_all_arrive_in_order(runs_root):
         for i in range(5000):
             exp.log_metric("loss", 1.0 / (i + 1), step=i)
     points = _run(exp).metrics
-    assert [p["step"] for p in points] == list(range(5000))
+    assert [p.step for p in points] == list(range(5000))
 
 
 def test_offline_experiment_never_syncs_even_with_a_remote_tracker_url(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from tracker_sdk import Experiment, InvalidArgumentError
 from tracker_sdk.export import export_tensorboard
 from tracker_sdk.export import tensorboard as tb
 from tracker_sdk.runformat import make_column
+from tracker_sdk.runformat.records import SpriteRef
 
 
 def test_single_column_has_no_header_and_no_blank_lines():
@@ -49,7 +50,7 @@ def _sheet(n, tw, th, cols, tmp_path):
         pixels[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = (i % 256, (i * 7) % 256, 255 - i % 256, 255)
     path = tmp_path / "sprite.png"
     Image.fromarray(pixels, "RGBA").save(path)
-    return path, {"n": n, "tile_size": [tw, th], "grid": [cols, rows]}
+    return path, SpriteRef(sha256="0" * 64, n=n, tile_size=[tw, th], grid=[cols, rows])
 
 
 def test_sprite_is_retiled_into_a_square_grid(tmp_path):

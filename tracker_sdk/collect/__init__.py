@@ -10,13 +10,13 @@ torch is imported only when one of these functions runs.
 """
 
 from .buffer import ActivationBuffer
-from .collector import LARGE_VECTOR_WARNING, ActivationCollector, LargeActivationWarning
+from .collector import LARGE_VECTOR_WARNING, ActivationCollector, LargeActivationWarning, RepeatedCallWarning
 from .layers import LayerInfo, LayerTable, list_layers, resolve_layer, resolve_layers
 from .loader import collect_embeddings
 from .reshape import STRATEGIES, get_strategy
 
 __all__ = [
     "LARGE_VECTOR_WARNING", "STRATEGIES", "ActivationBuffer", "ActivationCollector", "LargeActivationWarning",
-    "LayerInfo", "LayerTable", "collect_embeddings", "get_strategy", "list_layers", "resolve_layer",
+    "LayerInfo", "LayerTable", "RepeatedCallWarning", "collect_embeddings", "get_strategy", "list_layers", "resolve_layer",
     "resolve_layers",
 ]

@@ -27,6 +27,18 @@ class LargeActivationWarning(UserWarning):
     """A layer gives more values per sample than embedding tools handle well."""
 
 
+class RepeatedCallWarning(UserWarning):
+    """A collected layer ran several times in one forward pass, so it gives several rows per sample."""
+
+
+def _check_call(value, argument: str):
+    if value == "all" or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        return value
+    raise InvalidArgumentError(
+        f"{argument} must be 'all' (keep the rows of every call) or an int (which call of each forward pass "
+        f"to keep: 0 for the first, -1 for the last); got {type(value).__name__} {value!r}")
+
+
 def _per_layer(value, layers: list[str], model, argument: str, default) -> dict[str, object]:
     """Expand a single value or a {layer: value} dict into one value per resolved layer."""
     if isinstance(value, dict):
@@ -74,6 +86,10 @@ class ActivationCollector:
     max_memory_bytes : int
         RAM for the collected rows of all layers together; beyond it rows spill to temporary
         files in ``spill_dir`` and are returned as read-only memory maps.
+    call : "all", int, or dict {layer: "all" or int}
+        For a module that runs more than once per forward pass of ``model`` (a ReLU shared
+        inside a ResNet block, a weight-tied layer): ``"all"`` (default) keeps a row per call
+        and warns, an int keeps only that call of each pass (0 the first, -1 the last).
 
     Examples
     --------
@@ -84,12 +100,13 @@ class ActivationCollector:
 
     Hooks are removed when the ``with`` block ends, also when the forward pass raises. They run
     in train and eval mode and under ``torch.no_grad()``; outputs are detached, so collecting
-    never changes gradients. A module called several times per forward pass adds rows each time.
+    never changes gradients. A module called several times per forward pass of ``model`` adds
+    a row per call and warns once (:class:`RepeatedCallWarning`); choose one call with ``call=``.
     """
 
     def __init__(self, model, layers, reshape="flatten", *, select=None, capacity: int | None = None,
                  max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES, spill_dir=None,
-                 warn_above: int = LARGE_VECTOR_WARNING):
+                 warn_above: int = LARGE_VECTOR_WARNING, call="all"):
         check_module(model, "ActivationCollector")
         self.model = model
         self.layers = resolve_layers(model, layers)
@@ -97,6 +114,8 @@ class ActivationCollector:
                             for name, s in _per_layer(reshape, self.layers, model, "reshape", "flatten").items()}
         self._selectors = {name: _check_selector(s, f"select for layer {name!r}")
                            for name, s in _per_layer(select, self.layers, model, "select", None).items()}
+        self._calls = {name: _check_call(c, f"call for layer {name!r}")
+                       for name, c in _per_layer(call, self.layers, model, "call", "all").items()}
         if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, numbers.Integral)
                                      or capacity < 0):
             raise InvalidArgumentError(f"capacity must be a non-negative int or None; got {capacity!r}")
@@ -110,6 +129,9 @@ class ActivationCollector:
         self._handles: list = []
         self._mask = None
         self._warned: set[str] = set()
+        self._warned_repeated: set[str] = set()
+        self._depth = 0  # nesting of the model's own forward passes now running
+        self._pending: dict[str, list] = {}  # rows of each layer's calls in the current forward pass
         self._buffers: dict[str, ActivationBuffer] = {}
         self.clear()
 
@@ -119,6 +141,8 @@ class ActivationCollector:
         if self._handles:
             return self
         try:
+            self._handles.append(self.model.register_forward_pre_hook(self._forward_starts))
+            self._handles.append(self.model.register_forward_hook(self._forward_ends, always_call=True))
             for name in self.layers:
                 module = get_module(self.model, name)
                 self._handles.append(module.register_forward_hook(self._make_hook(name)))
@@ -163,8 +187,48 @@ class ActivationCollector:
                         f"({x.shape[0]}); got shape {tuple(rows.shape)}")
                 rows = rows.reshape(rows.shape[0], -1).to(device="cpu", dtype=torch.float32)
             self._warn_if_large(name, strategy_name, tuple(x.shape), rows.shape[1])
-            self._buffers[name].append(rows.numpy())
+            if self._depth:
+                self._pending.setdefault(name, []).append(rows.numpy())
+            else:  # the layer was run on its own, outside a forward pass of the model
+                self._buffers[name].append(rows.numpy())
         return hook
+
+    def _forward_starts(self, _module, _inputs) -> None:
+        self._depth += 1
+
+    def _forward_ends(self, _module, _inputs, output) -> None:
+        """Keep the chosen calls of each layer once the model's forward pass is over.
+
+        Rows are held until then because a module may run again later in the same pass; a
+        pass that raised (``output`` is None under ``always_call``) keeps nothing.
+        """
+        self._depth = max(0, self._depth - 1)
+        if self._depth:
+            return
+        pending, self._pending = self._pending, {}
+        if output is None:
+            return
+        for name, calls in pending.items():
+            choice = self._calls[name]
+            if len(calls) > 1:
+                self._warn_repeated(name, len(calls), choice)
+            if choice == "all":
+                for rows in calls:
+                    self._buffers[name].append(rows)
+            elif -len(calls) <= choice < len(calls):
+                self._buffers[name].append(calls[choice])
+            else:
+                raise InvalidArgumentError(
+                    f"call={choice} for layer {name!r}, but it ran {len(calls)} time(s) in this forward pass")
+
+    def _warn_repeated(self, name: str, count: int, choice) -> None:
+        if name in self._warned_repeated or choice != "all":
+            return
+        self._warned_repeated.add(name)
+        warnings.warn(
+            f"layer {name!r} ran {count} times in one forward pass, so it gives {count} rows per sample; keep one "
+            f"call with ActivationCollector(..., call={{{name!r}: 0}}) (0 the first call, -1 the last), or collect "
+            "a module that runs once", RepeatedCallWarning, stacklevel=2)
 
     def _select(self, name: str, output):
         selector = self._selectors[name]

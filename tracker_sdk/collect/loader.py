@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from .._progress import track
 from ..errors import InvalidArgumentError
 from ._torch import check_module, model_device, to_device
 from .buffer import DEFAULT_MAX_MEMORY_BYTES
@@ -47,7 +48,7 @@ def collect_embeddings(model, loader, layers, reshape="flatten", device=None, *,
     forward : callable(model, batch), optional
         Calls the model yourself, for batches of any other shape.
     progress : bool
-        Show a tqdm progress bar.
+        Show progress (a bar on a terminal, plain lines otherwise; ``TRACKER_QUIET=1`` hides it).
     max_memory_bytes, spill_dir
         The RAM bound for the collected rows; beyond it they spill to temporary files.
 
@@ -75,15 +76,14 @@ def collect_embeddings(model, loader, layers, reshape="flatten", device=None, *,
         total = len(loader)
     except TypeError:
         total = None
-    from tqdm.auto import tqdm
-
     collector = ActivationCollector(model, layers, reshape, select=select, capacity=capacity,
                                     max_memory_bytes=max_memory_bytes, spill_dir=spill_dir)
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with collector, torch.no_grad():
-            for batch in tqdm(loader, total=total, disable=not progress, desc="collecting", unit="batch"):
+            for batch in track(loader, total=total, desc="collecting activations", unit="batch",
+                               quiet=None if progress else True):
                 batch = to_device(batch, device)
                 if forward is not None:
                     forward(model, batch)

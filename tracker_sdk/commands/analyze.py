@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InvalidArgumentError
+from ._paths import one_run
 
 HELP = "score embeddings (outliers, label disagreement, split shift) and store the scores as metadata columns"
 
@@ -26,7 +27,7 @@ def configure(parser) -> None:
 def run(args) -> int:
     from ..analysis import analyze
     from ..runformat import open_run
-    run_ = open_run(args.run_dir)
+    run_ = open_run(one_run(args.run_dir, "analyze"))
     if args.embedding is None and not args.all and len(run_.embeddings) > 1:
         listing = "\n".join(f"  {e.id}  {e.title!r} group={e.group!r} step={e.step}" for e in run_.embeddings)
         raise InvalidArgumentError(f"the run has {len(run_.embeddings)} embeddings; pick with --embedding ID "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._paths import one_run
+
 HELP = "export a run's embeddings to another tool's format (tensorboard)"
 
 FORMATS = ("tensorboard",)
@@ -18,10 +20,14 @@ def run(args) -> int:
     from ..analysis import find_embedding
     from ..export import export_tensorboard
     from ..runformat import open_run
+    run_dir = one_run(args.run_dir, f"export {args.format}", after=f" {args.out_dir}")
     ids = None
     if args.embedding:
-        run_ = open_run(args.run_dir)
+        run_ = open_run(run_dir)
         ids = [find_embedding(run_, ref).id for ref in args.embedding]
-    config = export_tensorboard(args.run_dir, args.out_dir, embeddings=ids)
+    from .._progress import say
+
+    say(f"tracker export: writing {len(ids) if ids else 'every'} embedding(s) of {run_dir} to {args.out_dir} ...")
+    config = export_tensorboard(run_dir, args.out_dir, embeddings=ids)
     print(f"wrote {config}\nview it with: tensorboard --logdir {config.parent}  (Projector tab)")
     return 0

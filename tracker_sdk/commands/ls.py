@@ -1,4 +1,7 @@
-"""`tracker ls [DIR]`: projects, runs and their embeddings as a readable table."""
+"""`tracker ls [DIR]`: projects, runs and their embeddings as a readable table.
+
+DIR may be a root of projects, one project or one run; a missing DIR is an error.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,15 @@ import datetime as dt
 from pathlib import Path
 
 from ..errors import RunFormatError
-from ..runformat import iter_run_dirs, open_run
+from ..runformat import open_run
+from ._paths import runs_under
 
 HELP = "list projects, runs and their embeddings"
 
 
 def configure(parser) -> None:
-    parser.add_argument("root", nargs="?", default=None, help="run directory root (default: TRACKER_URL or ./tracker-runs)")
+    parser.add_argument("root", nargs="?", default=None,
+                        help="a root of projects, a project or a run (default: TRACKER_URL or ./tracker-runs)")
 
 
 def _table(rows: list[list[str]], head: list[str]) -> str:
@@ -29,7 +34,8 @@ def _short(text, width=28) -> str:
 def describe(root) -> str:
     root = Path(root)
     blocks = []
-    for run_dir in iter_run_dirs(root):
+    _, run_dirs = runs_under(root, "DIR")
+    for run_dir in run_dirs:
         try:
             run = open_run(run_dir)
         except RunFormatError as exc:

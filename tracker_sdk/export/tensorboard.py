@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import InvalidArgumentError
 from ..runformat import open_run
-from ..runformat.files import atomic_write_bytes
+from ..runformat.files import atomic_write_bytes, fsync_dir
+from ..runformat.records import SpriteRef
 
 log = logging.getLogger("tracker_sdk")
 
@@ -75,7 +76,7 @@ def export_tensorboard(run_dir, out_dir, *, embeddings=None) -> Path:
         if emb.sprite:
             png, tile = square_sprite(emb.sprite_path(), emb.sprite)
             atomic_write_bytes(folder / "sprite.png", png)
-            entry["sprite"] = {"image_path": f"{name}/sprite.png", "single_image_dim": list(tile)}
+            entry["sprite_image"] = {"image_path": f"{name}/sprite.png", "single_image_dim": list(tile)}
         blocks.append(_pbtxt_block(entry))
         log.info("tracker_sdk: exported %s (%d x %d) as %s", emb.title, emb.n, emb.dim, name)
     config = out / CONFIG_NAME
@@ -105,14 +106,87 @@ def _slug(text) -> str:
     return _UNSAFE.sub("-", str(text or "")).strip("-")[:40]
 
 
-def _write_tensor_tsv(path: Path, vectors: np.ndarray, rows_per_chunk: int = 4096) -> None:
-    """Stream the rows to a temporary file, then rename: 100k x 512 as text is hundreds of MB."""
+def _write_tensor_tsv(path: Path, vectors: np.ndarray, values_per_chunk: int = 1 << 12) -> None:
+    """Stream the rows as text to a temporary file, fsync it, then rename (100k x 512 is ~700 MB).
+
+    Small chunks keep every temporary of :func:`float32_text` in the CPU cache (2x faster).
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="ascii", newline="\n") as fh:
-        for start in range(0, vectors.shape[0], rows_per_chunk):
-            # %.9g round-trips every float32 exactly.
-            np.savetxt(fh, vectors[start:start + rows_per_chunk], fmt="%.9g", delimiter="\t", newline="\n")
-    os.replace(tmp, path)
+    rows_per_chunk = max(1, values_per_chunk // max(1, vectors.shape[1]))
+    try:
+        with open(tmp, "wb") as fh:
+            for start in range(0, vectors.shape[0], rows_per_chunk):
+                fh.write(float32_text(np.asarray(vectors[start:start + rows_per_chunk])))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _lookup_tables():
+    """Byte tables for :func:`float32_text` (little-endian words of ASCII)."""
+    four = np.arange(10_000)
+    chars = np.stack([four // 1000, four // 100 % 10, four // 10 % 10, four % 10], axis=1).astype(np.uint8) + ord("0")
+    digits4 = chars.view("<u4")[:, 0].astype(np.uint64)
+    zeros4 = np.zeros(10_000, np.uint8)  # trailing zero digits of the zero-padded four digits
+    for k in (1, 2, 3, 4):
+        zeros4[four % 10 ** k == 0] = k
+    keep = np.array([(1 << (8 * (8 - t))) - 1 if t else (1 << 64) - 1 for t in range(9)], np.uint64)
+    exponents = np.array([int.from_bytes(f"e{e:+03d}\t".encode(), "little") for e in range(-64, 64)], np.uint64)
+    powers = 10.0 ** np.arange(-64, 64)  # float32 exponents span -45..38
+    return digits4, zeros4, keep, exponents, powers
+
+
+_DIGITS4, _ZEROS4, _KEEP, _EXPONENTS, _POWERS = _lookup_tables()
+
+
+def float32_text(rows: np.ndarray) -> bytes:
+    """Tab-separated lines of float32 values that parse back to exactly the same float32.
+
+    Nine significant digits in scientific notation (trailing zeros dropped) always round-trip
+    a float32; the characters come from table look-ups on whole arrays, several times faster
+    than one ``"%.9g" %`` per value. Zero is ``0``, non-finite values ``nan``, ``inf``, ``-inf``.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    n, d = rows.shape
+    with np.errstate(invalid="ignore"):
+        x = rows.astype(np.float64).ravel()
+    a = np.abs(x)
+    finite = np.isfinite(a)
+    zero = a == 0
+    safe = np.where(finite & ~zero, a, 1.0)
+    exp = np.floor(np.log10(safe)).astype(np.int64)
+    mant = np.rint(safe * _POWERS[8 - exp + 64])
+    for _ in range(2):  # log10 can be one off next to a power of ten
+        for fix, step in ((mant >= 1e9, 1), (mant < 1e8, -1)):
+            if fix.any():
+                exp[fix] += step
+                mant[fix] = np.rint(safe[fix] * _POWERS[8 - exp[fix] + 64])
+    m = mant.astype(np.int64)
+    first, rest = np.divmod(m, 100_000_000)
+    middle, last = np.divmod(rest, 10_000)
+    trailing = np.where(last == 0, 4 + _ZEROS4[middle], _ZEROS4[last])
+    # two 8-byte words a value, [sign, digit, point, f1..f5] [f6..f8, "e", sign, two digits, separator];
+    # unused bytes stay 0 and are dropped at the end
+    fraction = (_DIGITS4[middle] | _DIGITS4[last] << np.uint64(32)) & _KEEP[trailing]
+    out = np.empty((n * d, 2), np.uint64)
+    out[:, 0] = (np.signbit(x).astype(np.uint64) * ord("-") | (first.astype(np.uint64) + ord("0")) << np.uint64(8)
+                 | (trailing < 8).astype(np.uint64) * (ord(".") << 16) | fraction << np.uint64(24))
+    out[:, 1] = fraction >> np.uint64(40) | _EXPONENTS[exp + 64] << np.uint64(24)
+    separator = np.uint64(ord("\t") << 56)
+    if zero.any():
+        out[zero, 0] = np.signbit(x[zero]).astype(np.uint64) * ord("-") | ord("0") << 8
+        out[zero, 1] = separator
+    for i in np.flatnonzero(~finite):
+        text = "nan" if np.isnan(x[i]) else "inf" if x[i] > 0 else "-inf"
+        out[i] = [int.from_bytes(text.encode(), "little"), separator]
+    byte_view = out.view(np.uint8).reshape(n, d, 16)
+    line_ends = byte_view[:, -1]
+    line_ends[line_ends == ord("\t")] = ord("\n")  # the separator after a row's last value
+    return byte_view.tobytes().translate(None, b"\0")  # one C pass that drops the padding
 
 
 def _cell(value) -> str:
@@ -143,15 +217,15 @@ def metadata_tsv(columns: list[dict], n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def square_sprite(path: Path, record: dict) -> tuple[bytes, tuple[int, int]]:
+def square_sprite(path: Path, record: SpriteRef) -> tuple[bytes, tuple[int, int]]:
     """Re-tile a stored sprite into the projector's square grid; return (png bytes, (tile_w, tile_h)).
 
     The grid is ceil(sqrt(n)) tiles a side, row-major; tiles shrink (keeping their aspect)
     when the sheet would pass 8192 px a side.
     """
     from PIL import Image
-    n = int(record["n"])
-    (tw, th), (cols, rows) = record["tile_size"], record["grid"]
+    n = record.n
+    (tw, th), (cols, rows) = record.tile_size, record.grid
     side = max(1, math.ceil(math.sqrt(n)))
     scale = min(1.0, MAX_SPRITE_SIDE / (side * tw), MAX_SPRITE_SIDE / (side * th))
     ntw, nth = max(1, math.floor(tw * scale)), max(1, math.floor(th * scale))
@@ -181,9 +255,9 @@ def _pbtxt_block(entry: dict) -> str:
     lines += [f"  tensor_shape: {int(s)}" for s in entry["tensor_shape"]]
     if "metadata_path" in entry:
         lines.append(f'  metadata_path: "{entry["metadata_path"]}"')
-    if "sprite" in entry:
-        lines += ["  sprite {", f'    image_path: "{entry["sprite"]["image_path"]}"']
-        lines += [f"    single_image_dim: {int(s)}" for s in entry["sprite"]["single_image_dim"]]
+    if "sprite_image" in entry:
+        lines += ["  sprite {", f'    image_path: "{entry["sprite_image"]["image_path"]}"']
+        lines += [f"    single_image_dim: {int(s)}" for s in entry["sprite_image"]["single_image_dim"]]
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
