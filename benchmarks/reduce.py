@@ -1,7 +1,8 @@
 """Reducer speed and quality against the raw libraries, called directly in this same script.
 
-For every dataset and method it prints wall seconds of the raw library (warm) and of the SDK
-reducer doing the same work (warm), their ratio, trustworthiness (k=10, 5,000-point sample)
+For every dataset and method it times the raw library and the SDK reducer doing the same work
+(warm, interleaved with the order rotated, ``--repeat`` runs each; scikit-learn's PCA with its
+default solver), their ratio, trustworthiness (k=10, 5,000-point sample)
 and 10-NN label accuracy in the projection. ``--cold`` adds, per method, a fresh Python
 process with an empty numba cache (cold) and a second fresh process reusing that cache.
 ``--sdk-flow`` times log_embedding(reduce=...) until the projection is stored in fresh
@@ -14,19 +15,17 @@ processes: cold, a second one on the shared warm worker, one with a private work
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _harness import Bench  # also puts the repository on sys.path
 
-from tracker_sdk.reduce import get_reducer, projection_quality  # noqa: E402
+from tracker_sdk.reduce import get_reducer, projection_quality
 
 SEED = 0
 
@@ -53,7 +52,7 @@ def raw_call(method: str, X, n_components: int):
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        model = PCA(n_components=n_components, svd_solver="full")
+        model = PCA(n_components=n_components)  # scikit-learn's default (fastest) solver for the shape
         return model.fit_transform(X), model
     if method == "umap":
         import umap
@@ -80,12 +79,6 @@ def sdk_params(method: str) -> dict:
     if method == "tsne":
         params.update(n_iter=500, early_exaggeration_iter=250)
     return params
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
 
 
 COLD_SNIPPET = """
@@ -179,39 +172,46 @@ def sdk_flow(method, X, labels, n_components) -> dict:
             "flow_second_shared_done_s": second["first_done"], "flow_warm_done_s": second["warm_done"]}
 
 
-def against_raw(method, X, labels, nc, repeat) -> dict:
-    """Warm seconds of the raw library and of the SDK reducer doing the same work, and their quality."""
-    # one untimed run of each on the same data: the warm columns exclude imports and
-    # compilation of every code path this size takes (UMAP's neighbour search changes at 4,096 rows)
-    raw_call(method, X, nc)
-    get_reducer(method, n_components=nc, **sdk_params(method)).fit(X)
-    raw_s, sdk_s = float("inf"), float("inf")
-    for _ in range(repeat):  # alternate, so machine load hits both alike
-        seconds, (raw_y, raw_model) = timed(lambda: raw_call(method, X, nc))
-        raw_s = min(raw_s, seconds)
+def against_raw(bench, method, X, labels, nc, size) -> dict:
+    """Seconds of the raw library and of the SDK reducer doing the same work (interleaved, warm), and quality."""
+    outputs = {}
+
+    def raw():
+        outputs["raw"] = raw_call(method, X, nc)
+
+    def sdk():
         reducer = get_reducer(method, n_components=nc, **sdk_params(method))
-        seconds, sdk_y = timed(lambda: reducer.fit_transform(X))
-        sdk_s = min(sdk_s, seconds)
+        outputs["sdk"] = reducer, reducer.fit_transform(X)
+
+    # the harness's untimed warm-up run of each excludes imports and compilation of every code path
+    # this size takes (UMAP's neighbour search changes at 4,096 rows)
+    result = bench.compare(f"{size} {method} {nc}d", {"raw library": raw, "tracker_sdk": sdk}, baseline="raw library")
+    (raw_y, raw_model), (reducer, sdk_y) = outputs["raw"], outputs["sdk"]
     q = projection_quality(X, sdk_y, labels)
-    row = {"raw_warm_s": raw_s, "sdk_warm_s": sdk_s, "sdk/raw": sdk_s / raw_s, "trust": q["trustworthiness"],
+    row = {"raw_warm_s": result["candidates"]["raw library"]["median"],
+           "sdk_warm_s": result["candidates"]["tracker_sdk"]["median"],
+           "sdk/raw": result["ratios"]["tracker_sdk"]["median"], "trust": q["trustworthiness"],
            "raw_trust": projection_quality(X, raw_y, labels)["trustworthiness"], "knn_acc": q["knn_label_accuracy"]}
     if method == "pca":
         row["evr_diff"] = float(np.abs(reducer.explained_variance_ratio_ - raw_model.explained_variance_ratio_).max())
+    result["extra"].update({k: v for k, v in row.items() if k in ("trust", "raw_trust", "knn_acc", "evr_diff")})
     return row
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="*", default=["digits", "10000x512"])
-    parser.add_argument("--methods", nargs="*", default=["pca", "pacmap", "umap", "tsne"])
+    bench = Bench("reduce", __doc__)
+    parser = bench.parser
+    parser.add_argument("--sizes", nargs="*", default=None, help="default: digits 10000x512 (--quick: digits)")
+    parser.add_argument("--methods", nargs="*", default=None, help="default: pca pacmap umap tsne (--quick: pca pacmap)")
     parser.add_argument("--n-components", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=1, help="warm timings: best of this many runs")
     parser.add_argument("--cold", action="store_true", help="also time fresh processes (cold and second)")
     parser.add_argument("--sdk-flow", action="store_true",
                         help="also time log_embedding(reduce=...) in fresh processes: cold, second with the shared "
                              "worker, second with a private worker, and warm")
     parser.add_argument("--flow-only", action="store_true", help="only the --sdk-flow columns (no raw-library runs)")
-    args = parser.parse_args(argv)
+    args = bench.parse(argv)
+    args.sizes = args.sizes or (["digits"] if args.quick else ["digits", "10000x512"])
+    args.methods = args.methods or (["pca", "pacmap"] if args.quick else ["pca", "pacmap", "umap", "tsne"])
     if args.flow_only and args.cold:
         parser.error("--cold compares with the warm raw-library columns, which --flow-only skips")
     rows = []
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
             nc = 3 if method == "pca" else args.n_components
             row = {"data": f"{size} ({len(X)}x{X.shape[1]})", "method": f"{method} {nc}d"}
             if not args.flow_only:
-                row.update(against_raw(method, X, labels, nc, args.repeat))
+                row.update(against_raw(bench, method, X, labels, nc, size))
             if args.cold:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = os.path.join(tmp, "x.npy")
@@ -233,6 +233,9 @@ def main(argv=None) -> int:
                     row["second_total/warm"] = (row["second_import_s"] + row["second_fit_s"]) / row["sdk_warm_s"]
             if (args.sdk_flow or args.flow_only) and method != "pca":  # PCA runs in the training process
                 row.update(sdk_flow(method, X, labels, nc))
+            if args.cold or args.sdk_flow or args.flow_only:  # fresh processes: one run each, recorded as such
+                bench.note(f"{size} {method} fresh processes", {k: v for k, v in row.items()
+                                                                 if k.startswith(("cold", "second", "flow"))})
             rows.append(row)
             print(json.dumps(row), flush=True)
     cols = [c for c in max(rows, key=len) if c != "evr_diff"] if rows else []
@@ -241,8 +244,9 @@ def main(argv=None) -> int:
         print("| " + " | ".join(f"{row[c]:.3g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols) + " |")
     for row in rows:
         if "evr_diff" in row:
-            print(f"PCA {row['data']}: {1 / row['sdk/raw']:.1f}x faster than scikit-learn's full SVD, "
+            print(f"PCA {row['data']}: {1 / row['sdk/raw']:.2f}x the speed of scikit-learn's PCA (default solver), "
                   f"explained variance ratios within {row['evr_diff']:.1e}")
+    bench.save()
     return 0
 
 

@@ -1,25 +1,25 @@
 """Benchmark: sync to a local tracking server.
 
 1. Throughput: a run holding ``--gb`` of embedding blobs uploaded by ``tracker upload``'s code
-   path, in MB/s, next to one raw ``requests.put`` of the same bytes to the same server.
+   path, next to raw ``requests.put`` of the same blobs with the uploader's parallelism, each
+   on a fresh server, interleaved with the order rotated (``--repeat``, default 5).
 2. Concurrency: ``--clients`` processes, each an ``Experiment(url=...)`` logging
    ``--embeddings`` embeddings of 10k x 128 with labels and a sprite while its background
    thread syncs; total time, p99 latency of record POSTs, server peak RSS, 5xx count, and a
    check that every run arrived whole with each record once.
 
-Usage: python benchmarks/sync.py [--gb 1] [--clients 16] [--embeddings 20] [--quick]
-Prints a markdown table. Scratch files go under ``BENCH_TMP`` (default: the system temp dir).
+Usage: python benchmarks/sync.py [--gb 1] [--clients 16] [--embeddings 20] [--quick] [--repeat N]
+Writes benchmarks/results/sync.json. Scratch files go under ``BENCH_TMP`` (default: the system temp dir).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import inspect
 import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +46,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(root.parent / f"server-{self.port}.log", "wb")
-        command = [sys.executable, "-m", "server_stub", "--root", str(root), "--port", str(self.port),
+        command = [sys.executable, "-m", "server_stub", "--root", str(root), "--create", "--port", str(self.port),
                    "--max-body-mb", str(max_body_mb)]
         self.proc = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
         self.peak_rss = 0
@@ -88,7 +88,7 @@ def compare_runs(local_dir: Path, server_root: Path) -> str | None:
         remote = open_run(remote_dir)
     except Exception as exc:  # report, do not crash the benchmark
         return f"{local.run_id}: {exc}"
-    seqs = [r["seq"] for r in journal.read_journal(remote_dir / "journal")]
+    seqs = [r.seq for r in journal.read_journal(remote_dir / "journal")]
     if seqs != list(range(len(local.records))):
         return f"{local.run_id}: server seqs {len(seqs)} (unique {len(set(seqs))}) vs {len(local.records)} local"
     if remote.records != local.records:
@@ -103,15 +103,21 @@ def compare_runs(local_dir: Path, server_root: Path) -> str | None:
 
 
 # -- 1. throughput ---------------------------------------------------------------------------
-def throughput(tmp: Path, gb: float, reps: int) -> dict:
+def throughput(bench, tmp: Path, gb: float) -> dict:
+    """``tracker upload`` against raw PUTs of the same blobs with the same parallelism, on fresh servers."""
+    import concurrent.futures
+
     import numpy as np
     import requests
 
+    from _harness import Candidate
     from tracker_sdk import OfflineExperiment
     from tracker_sdk.commands.upload import upload_runs
     from tracker_sdk.runformat import open_run
-    from tracker_sdk.sync.http import Client
+    from tracker_sdk.sync.http import HTTPBackend
+    from tracker_sdk.sync.uploader import Uploader
 
+    parallel = inspect.signature(Uploader).parameters["parallel_blobs"].default
     rows, dim = 131072, 256  # 128 MiB of float32 per embedding
     count = max(1, round(gb * 1024 / 128))
     rng = np.random.default_rng(0)
@@ -123,37 +129,45 @@ def throughput(tmp: Path, gb: float, reps: int) -> dict:
     run = open_run(exp.run_dir)
     blobs = sorted(set(run.blob_refs()))
     nbytes = sum(run.blob_path(s).stat().st_size for s in blobs)
+    servers, problems = iter(range(10_000)), []
 
-    payload = b"".join(run.blob_path(s).read_bytes() for s in blobs)  # the raw baseline's body, not timed
-    sha = hashlib.sha256(payload).hexdigest()
-    sync_times, raw_times, problems = [], [], []
-    for rep in range(reps):  # alternate, each on a fresh server, so machine noise hits both alike
-        server = Server(tmp / f"server-throughput-{rep}", max_body_mb=int(nbytes / 2 ** 20) + 64)
+    def start_server():
+        server = Server(tmp / f"server-throughput-{next(servers)}", max_body_mb=int(nbytes / 2 ** 20) + 64)
+        raw_run = f"{server.port:032x}"
+        requests.put(f"{server.url}/api/v1/projects/raw/runs/{raw_run}", json={"run_id": raw_run}).raise_for_status()
+        return server
+
+    def stop_server(server):
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+    def sync(server):
+        client = HTTPBackend(server.url)
         try:
-            client = Client(server.url)
-            start = time.perf_counter()
             result = upload_runs([exp.run_dir], client)
-            sync_times.append(time.perf_counter() - start)
-            client.close()
-            if result["failed"]:
-                raise RuntimeError(f"upload failed: {result['failed']}")
-            problems.append(compare_runs(exp.run_dir, server.root))
-            raw_run = f"{rep:032x}"
-            requests.put(f"{server.url}/api/v1/projects/raw/runs/{raw_run}",
-                         json={"run_id": raw_run}).raise_for_status()
-            start = time.perf_counter()
-            response = requests.put(f"{server.url}/api/v1/runs/{raw_run}/blobs/{sha}", data=payload,
-                                    headers={"Content-Type": "application/octet-stream"})
-            raw_times.append(time.perf_counter() - start)
-            response.raise_for_status()
         finally:
-            server.stop()
-            shutil.rmtree(server.root, ignore_errors=True)
-    sync_s, raw_s = statistics.median(sync_times), statistics.median(raw_times)
-    mb = nbytes / 1e6
-    return {"bytes": nbytes, "blobs": len(blobs), "reps": reps, "sync_s": sync_s, "raw_s": raw_s,
-            "sync_mbps": mb / sync_s, "raw_mbps": mb / raw_s, "ratio": raw_s / sync_s,
-            "problem": next((p for p in problems if p), None)}
+            client.close()
+        if result["failed"]:
+            raise RuntimeError(f"upload failed: {result['failed']}")
+        problems.append(compare_runs(exp.run_dir, server.root))
+
+    def raw(server):
+        raw_run = f"{server.port:032x}"
+
+        def put(sha):
+            with open(run.blob_path(sha), "rb") as body:
+                requests.put(f"{server.url}/api/v1/runs/{raw_run}/blobs/{sha}", data=body,
+                             headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(put, blobs))
+
+    baseline = f"raw requests.put per blob, {parallel} in parallel"
+    result = bench.compare(f"sync of {nbytes / 1e9:.2f} GB in {len(blobs)} blobs", {
+        baseline: Candidate(raw, start_server, stop_server),
+        "tracker upload": Candidate(sync, start_server, stop_server),
+    }, baseline=baseline, warmup=0, bytes=nbytes, blobs=len(blobs), parallel_blobs=parallel)
+    return {"problem": next((p for p in problems if p), None), "result": result}
 
 
 # -- 2. concurrent clients -------------------------------------------------------------------
@@ -180,7 +194,7 @@ def client_main(url: str, root: str, seed: int, embeddings: int, rows: int, dim:
     start = time.perf_counter()
     exp.end()
     end_s = time.perf_counter() - start
-    client = exp._backend.worker.uploader.client
+    client = exp._backend.worker.uploader.backend
     print(json.dumps({"run_dir": str(exp.run_dir), "records_s": list(client.latencies["records"]),
                       "statuses": {str(k): v for k, v in client.statuses.items()}, "done": exp._backend.worker.done,
                       "log_s": log_s, "end_s": end_s}))
@@ -217,15 +231,16 @@ def concurrent(tmp: Path, clients: int, embeddings: int, rows: int = 10_000, dim
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _harness import Bench
+
+    bench = Bench("sync", __doc__)
+    parser = bench.parser
     parser.add_argument("--gb", type=float, default=1.0, help="GB of embedding blobs in the throughput run")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--embeddings", type=int, default=20, help="embeddings of 10k x 128 per client")
-    parser.add_argument("--reps", type=int, default=3, help="alternating sync/raw repetitions (medians reported)")
-    parser.add_argument("--quick", action="store_true", help="0.25 GB, 4 clients x 4 embeddings")
     parser.add_argument("--only", choices=("throughput", "clients"), help="run one part only")
     parser.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = bench.parse()
     if args.client:
         url, root, seed, embeddings, rows, dim = args.client
         client_main(url, root, int(seed), int(embeddings), int(rows), int(dim))
@@ -234,30 +249,20 @@ def main() -> int:
         args.gb, args.clients, args.embeddings = 0.25, 4, 4
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP"), prefix="sync-bench-") as tmp:
         tmp = Path(tmp)
-        t = throughput(tmp, args.gb, args.reps) if args.only != "clients" else None
+        t = throughput(bench, tmp, args.gb) if args.only != "clients" else None
         c = concurrent(tmp, args.clients, args.embeddings) if args.only != "throughput" else None
-    print("| measure | value |\n|---|---|")
     ok_t = ok_c = True
     if t is not None:
         ok_t = t["problem"] is None
-        print(f"| sync of {t['bytes'] / 1e9:.2f} GB in {t['blobs']} blobs (`tracker upload` path), "
-              f"median of {t['reps']} | {t['sync_s']:.1f} s, **{t['sync_mbps']:.0f} MB/s** |")
-        print(f"| one raw `requests.put` of the same bytes, median of {t['reps']} | "
-              f"{t['raw_s']:.1f} s, {t['raw_mbps']:.0f} MB/s |")
-        print(f"| sync / raw throughput (target >= 70%) | **{100 * t['ratio']:.0f}%** |")
-        print(f"| throughput run arrived whole, each record once | {'yes' if ok_t else t['problem']} |")
+        bench.note("throughput_run_whole", "yes" if ok_t else t["problem"])
     if c is not None:
         ok_c = c["n5xx"] == 0 and not c["problems"] and c["all_done"]
-        print(f"| {c['clients']} clients x {c['embeddings']} embeddings of {c['rows'] // 1000}k x {c['dim']} "
-              f"+ labels + sprite: total time | {c['total_s']:.1f} s |")
-        print(f"| record POSTs: count, p50, **p99** | {c['posts']}, {c['post_p50_ms']:.0f} ms, "
-              f"**{c['post_p99_ms']:.0f} ms** |")
-        print(f"| log_embedding p99 in the clients (sync running) | {c['log_p99_ms']:.0f} ms |")
-        print(f"| server peak RSS | {c['server_peak_rss_mb']:.0f} MB |")
-        print(f"| HTTP statuses seen by the clients | {json.dumps(c['statuses'], sort_keys=True)} |")
-        print(f"| 5xx answers | {c['n5xx']} |")
-        print(f"| every run arrived whole, each record once | "
-              f"{'yes' if ok_c else '; '.join(c['problems']) or 'no'} |")
+        bench.note("clients", c)  # one run of many processes: a measurement, not a comparison
+        print(f"\n{c['clients']} clients x {c['embeddings']} embeddings of {c['rows'] // 1000}k x {c['dim']} "
+              f"+ labels + sprite: {c['total_s']:.1f} s; record POSTs p50 {c['post_p50_ms']:.0f} ms, "
+              f"p99 {c['post_p99_ms']:.0f} ms; server peak RSS {c['server_peak_rss_mb']:.0f} MB; "
+              f"5xx {c['n5xx']}; every run whole: {'yes' if ok_c else '; '.join(c['problems']) or 'no'}")
+    bench.save()
     return 0 if ok_t and ok_c else 1
 
 
