@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidArgumentError
+
 
 def is_torch_tensor(value) -> bool:
     """True for a torch.Tensor, without importing torch when it is not already loaded."""
@@ -35,18 +37,34 @@ def to_numpy(value, dtype=None) -> np.ndarray:
     return np.asarray(value, dtype=dtype)
 
 
-def plain_value(value):
+def plain_value(value, argument: str = "value"):
     """A msgpack-safe copy of ``value``: numpy/torch scalars unwrapped, arrays as (nested) lists,
-    tuples as lists, mapping keys as strings, and anything else as its ``str``."""
+    tuples as lists, mapping keys as strings, and anything else as its ``str``.
+
+    Text that cannot be stored as UTF-8 (a lone surrogate) raises InvalidArgumentError naming
+    ``argument`` and where in it, before anything is written."""
     if is_torch_tensor(value) or isinstance(value, np.ndarray):
         value = to_numpy(value)
-        return value.item() if value.size == 1 else value.tolist()
+        value = value.item() if value.size == 1 else value.tolist()
+        return _checked_text(value, argument) if isinstance(value, str) else plain_value(value, argument) \
+            if isinstance(value, list) else value
     if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (str, bool, int, float)):
+        value = value.item()
+    if isinstance(value, str):
+        return _checked_text(value, argument)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
-        return [plain_value(v) for v in value]
+        return [plain_value(v, f"{argument}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {str(k): plain_value(v) for k, v in value.items()}
-    return str(value)
+        return {_checked_text(str(k), f"{argument} key"): plain_value(v, f"{argument}[{k!r}]") for k, v in value.items()}
+    return _checked_text(str(value), argument)
+
+
+def _checked_text(text: str, argument: str) -> str:
+    from .runformat.names import text_problem
+
+    problem = text_problem(text)
+    if problem is not None:
+        raise InvalidArgumentError(f"{argument} {problem}")
+    return text

@@ -152,7 +152,8 @@ class Experiment:
         return self._writer.append(record, timestamp=timestamp, durable=durable)
 
     def log_parameter(self, name, value, step=None) -> None:
-        self._append(records.ParameterRecord(name=check.check_text(str(name), "name"), value=plain_value(value),
+        name = check.check_text(str(name), "name")
+        self._append(records.ParameterRecord(name=name, value=plain_value(value, f"parameter {name!r}"),
                                              step=check.check_step(step)))
 
     def log_parameters(self, parameters: dict, prefix=None, step=None, nested_support=True) -> None:
@@ -177,7 +178,7 @@ class Experiment:
             self.log_metric(name, value, step=step, epoch=epoch, timestamp=t)
 
     def log_other(self, key, value) -> None:
-        self._append(records.OtherRecord(name=check.check_text(str(key), "key"), value=plain_value(value)))
+        self._append(records.OtherRecord(name=check.check_text(str(key), "key"), value=plain_value(value, f"other {key!r}")))
 
     def log_others(self, dictionary: dict) -> None:
         for key, value in dictionary.items():
@@ -211,9 +212,10 @@ class Experiment:
         else:
             raise InvalidArgumentError(f"file_data must be a path, bytes or a file object; got {type(file_data).__name__}")
         file_name = check.check_text(str(file_name), "file_name", file_name=True)
+        metadata, step = plain_value(metadata, "metadata"), check.check_step(step)  # checked before the blob is written
         sha, size = self._writer.write_blob([data])
-        return self._append(records.AssetRecord(name=file_name, sha256=sha, size=size, step=check.check_step(step),
-                                                metadata=plain_value(metadata)), durable=True)
+        return self._append(records.AssetRecord(name=file_name, sha256=sha, size=size, step=step, metadata=metadata),
+                            durable=True)
 
     # -- embeddings ----------------------------------------------------------------------
     def log_embedding(self, vectors, labels, image_data=None, image_size=None, image_preprocess_function=None,

@@ -47,3 +47,23 @@ def test_device_names_are_refused_as_projects(tmp_path):
     with pytest.raises(InvalidArgumentError, match="project_name must not be a Windows device name"):
         Experiment(project_name="CON", url=str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_values_with_lone_surrogates_are_refused_naming_where_before_anything_is_written(tmp_path):
+    import os
+
+    from tracker_sdk import Experiment
+    from tracker_sdk.runformat import open_run
+
+    exp = Experiment(project_name="p", url=str(tmp_path))
+    with pytest.raises(InvalidArgumentError, match=r"parameter 'opt'\['name'\] is not valid Unicode text: a lone surrogate"):
+        exp.log_parameter("opt", {"name": "adam\ud800"})
+    with pytest.raises(InvalidArgumentError, match=r"other 'notes'\[1\] is not valid Unicode text"):
+        exp.log_other("notes", ["ok", "\udcff"])
+    with pytest.raises(InvalidArgumentError, match=r"metadata\['who'\] is not valid Unicode text"):
+        exp.log_asset(b"data", file_name="a.bin", metadata={"who": "x\ud800"})
+    exp.end()
+    run = open_run(exp.run_dir)
+    assert [type(r).__name__ for r in run.records] == ["EndRecord"]
+    blobs = [p for p in (exp.run_dir / "blobs").rglob("*") if p.is_file()]
+    assert blobs == [], os.listdir(exp.run_dir / "blobs")

@@ -97,7 +97,7 @@ def test_ctrl_c_while_end_waits_keeps_everything_and_prints_the_command(runs_roo
     assert [r.method for r in open_run(run_dir).embeddings[0].reductions] == ["pca"]
 
 
-def test_on_a_terminal_end_shows_a_progress_bar_with_the_job(runs_root):
+def test_on_a_terminal_end_shows_a_progress_bar_with_the_job_then_its_summary_line(runs_root):
     script = WAITING.replace("exp.end()", "exp.end_timeout = 2.0\nexp.end()")
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
@@ -121,6 +121,7 @@ def test_on_a_terminal_end_shows_a_progress_bar_with_the_job(runs_root):
     text = shown.decode(errors="replace")
     assert "tracker_sdk reductions" in text and "pca of 'slow'" in text and "0/1" in text
     assert "tracker reduce " in text  # the timeout still names the command that finishes the work
+    assert "ended: 1 embeddings, 0 projections" in text and "view with: tracker-server --root" in text  # end()'s line
 
 
 NO_END_WORKER = """
