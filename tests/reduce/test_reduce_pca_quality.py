@@ -44,3 +44,39 @@ def test_label_scores_and_sampling():
     q = projection_quality(X, Y, labels, max_samples=120)
     assert q["sample"] == 120 and 0.9 < q["trustworthiness"] <= 1.0 and q["knn_label_accuracy"] > 0.95
     assert "knn_label_agreement" not in projection_quality(X, Y, None)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0])  # centred data, and data far from zero
+def test_pca_on_a_mapped_blob_matches_the_in_memory_fit(tmp_path, offset):
+    rng = np.random.default_rng(1)
+    X = (rng.normal(size=(10_000, 40)) @ rng.normal(size=(40, 40)) + offset).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    blocked, whole = PCAReducer().fit(mapped), PCAReducer().fit(X)
+    theirs = PCA(n_components=3, svd_solver="full").fit(X.astype(np.float64))
+    assert np.abs(blocked.explained_variance_ratio_ - theirs.explained_variance_ratio_).max() < 1e-6
+    assert np.abs(blocked.explained_variance_ratio_ - whole.explained_variance_ratio_).max() < 1e-6
+    assert np.allclose(blocked.components_, whole.components_, atol=1e-4)
+    scale = np.abs(whole.embedding_).max()
+    assert np.abs(blocked.embedding_ - whole.embedding_).max() < 1e-4 * scale
+    assert blocked._fingerprint_ == whole._fingerprint_  # transform(training array) still returns embedding_
+    assert np.array_equal(blocked.transform(mapped), blocked.embedding_)
+
+
+def test_pca_on_a_mapped_blob_names_the_first_non_finite_value(tmp_path):
+    X = np.random.default_rng(0).normal(size=(9000, 8)).astype(np.float32)
+    X[8500, 5] = np.nan
+    np.save(tmp_path / "x.npy", X)
+    with pytest.raises(InvalidArgumentError, match=r"vectors must be finite; got nan at row 8500, column 5"):
+        PCAReducer().fit(np.load(tmp_path / "x.npy", mmap_mode="r"))
+
+
+def test_quality_of_a_mapped_blob_is_scored_on_a_stated_sample(tmp_path):
+    X, labels = clusters(n_per=1000, d=16)  # more rows than the sample
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    coords = PCAReducer().fit_transform(mapped)
+    q = projection_quality(mapped, coords, labels)
+    assert q["sample"] == 2000 < len(X)
+    assert q == projection_quality(X, coords, labels)  # the same seeded rows, mapped or not
+    assert 0.5 < q["trustworthiness"] <= 1.0 and q["knn_label_accuracy"] > 0.9

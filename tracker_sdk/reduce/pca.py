@@ -5,17 +5,23 @@ mean for data far from zero (never a copy of X, which may be a memory-mapped blo
 top ``n_components`` eigenpairs are computed, and the total variance comes from the trace. Very wide data (where ``n * d**2`` flops would dominate) goes
 through a randomized subspace iteration on the implicitly centred X instead. The components
 are those of an exact SVD (signs fixed as scikit-learn fixes them).
+
+A memory-mapped X (a stored blob: what the background default projection reads) is fitted in
+row blocks, one pass for the checks and the scatter and one for the projection, with each
+block's pages released after use (``_blocks.py``), so the fit adds a block, not the array, to
+the process's resident memory.
 """
 
 from __future__ import annotations
 
 import numbers
+import zlib
 
 import numpy as np
 
 from ..errors import InvalidArgumentError
+from . import _blocks
 from .base import Reducer
-
 
 #: rows centred at a time while the covariance of far-from-zero data is accumulated (a block stays
 #: in cache); also the rows that estimate the spread
@@ -56,6 +62,36 @@ def _scatter(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scatter, offset = product[:d, :d], product[d, :d] / n
     scatter -= n * np.outer(offset, offset)
     return shift + offset, scatter
+
+
+def _scatter_blocked(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean, centred scatter, crc32 of X's bytes) of a mapped float32 X in one pass of row blocks.
+
+    The rows are centred on the first block's mean (close to the true one, so far-from-zero
+    data stays exact) with a column of ones riding along, as in ``_scatter``'s blocked branch;
+    every block is checked for NaN/Inf (the same message as ``check_vectors``) and its pages
+    are released after use.
+    """
+    n, d = X.shape
+    shift = np.asarray(X[:_BLOCK_ROWS].mean(axis=0, dtype=np.float64), dtype=np.float32)
+    product = np.zeros((d + 1, d + 1), dtype=np.float64)
+    buffer = np.empty((min(n, _BLOCK_ROWS), d + 1), dtype=np.float32)
+    buffer[:, d] = 1.0
+    crc = 0
+    for start, rows in _blocks.row_blocks(X, _BLOCK_ROWS):
+        if not np.isfinite(np.sum(rows)):
+            finite = np.isfinite(rows)
+            if not finite.all():
+                bad = np.argwhere(~finite)[0]
+                raise InvalidArgumentError(
+                    f"vectors must be finite; got {rows[tuple(bad)]} at row {start + bad[0]}, column {bad[1]}")
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(rows)).cast("B"), crc)
+        block = buffer[:len(rows)]
+        np.subtract(rows, shift, out=block[:, :d])
+        product += block.T @ block
+    scatter, offset = product[:d, :d], product[d, :d] / n
+    scatter -= n * np.outer(offset, offset)
+    return shift + offset, scatter, crc
 
 
 def _top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +180,33 @@ class PCAReducer(Reducer):
 
     _preprocess_fit = _preprocess
 
+    def fit(self, vectors, y=None) -> PCAReducer:
+        """Fit on vectors (n_samples, n_features); a memory-mapped float32 array is read in row
+        blocks (see the module docstring), anything else goes through ``Reducer.fit``."""
+        X = vectors
+        own_fit = type(self)._fit is PCAReducer._fit  # a subclass overriding the _fit hook gets it called
+        if not (own_fit and _blocks.is_mapped(X) and X.ndim == 2 and X.dtype == np.float32 and X.flags.c_contiguous
+                and self.metric == "euclidean" and 0 < X.shape[1] <= X.shape[0]
+                and X.shape[1] < _RANDOMIZED_MIN_FEATURES):
+            return super().fit(vectors, y)
+        self.check_params()
+        n, d = X.shape
+        if n < self.min_samples:
+            raise InvalidArgumentError(f"{self.method} needs at least {self.min_samples} rows of vectors to fit; got {n}")
+        if self.n_components > d:
+            raise InvalidArgumentError(
+                f"pca n_components must be at most min(n_samples, n_features) = {d}; got {self.n_components}")
+        mean, scatter, crc = _scatter_blocked(X)
+        values, components = _top_eigh(scatter, self.n_components)
+        self._set_fitted(n, mean, values, components.T, float(np.trace(scatter)))
+        coords = np.empty((n, self.n_components), dtype=np.float32)
+        for start, rows in _blocks.row_blocks(X, _BLOCK_ROWS):
+            coords[start:start + len(rows)] = self._transform(rows)
+        self.n_features_in_, self.n_samples_fit_ = d, n
+        self.embedding_ = coords
+        self._fingerprint_ = ((n, d), crc)  # base.fingerprint's value, computed in the same pass
+        return self
+
     def _fit(self, X: np.ndarray) -> np.ndarray:
         n, d = X.shape
         k = self.n_components
@@ -166,6 +229,12 @@ class PCAReducer(Reducer):
             values, u = _top_eigh(gram, k)
             components = (u.T @ Xc.astype(np.float64)) / np.sqrt(np.maximum(values, 1e-300))[:, None]
             total = float(np.trace(gram))
+        self._set_fitted(n, mean, values, components, total)
+        return self._transform(X)
+
+    def _set_fitted(self, n: int, mean, values, components, total: float) -> None:
+        """Store mean_, components_ (signs fixed) and the explained variances from the scatter's eigenpairs."""
+        k = self.n_components
         mean = mean.astype(np.float32)
         values = np.maximum(values, 0.0) / max(n - 1, 1)
         total = max(total, 0.0) / max(n - 1, 1)
@@ -176,7 +245,6 @@ class PCAReducer(Reducer):
         self.components_ = components.astype(np.float32)
         self.explained_variance_ = values.copy()
         self.explained_variance_ratio_ = values / total if total > 0 else np.zeros(k)
-        return self._transform(X)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         # (X - mean) @ C.T without materialising X - mean

@@ -50,6 +50,8 @@ export const api = {
   embeddings: (id) => getJSON(`/runs/${enc(id)}/embeddings`),
   metadata: (id, e) => getJSON(`/runs/${enc(id)}/embeddings/${enc(e)}/metadata`),
   coords: (id, r) => getF32(`/runs/${enc(id)}/reductions/${enc(r)}/coords`),
+  reductionColumns: (id, r) => getJSON(`/runs/${enc(id)}/reductions/${enc(r)}/columns`),
+  dynamics: (id, group) => getJSON(`/runs/${enc(id)}/dynamics?group=${enc(group)}`),
   sprite: (id, e) => getBlob(`/runs/${enc(id)}/embeddings/${enc(e)}/sprite`),
   bookmarks: (id) => getJSON(`/runs/${enc(id)}/bookmarks`),
   putBookmark: (id, name, state) => sendJSON('PUT', `/runs/${enc(id)}/bookmarks/${enc(name)}`, { state }),

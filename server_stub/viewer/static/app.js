@@ -3,10 +3,12 @@
 //   /projects/{project}    its runs
 //   /runs/{run_id}         metric curves and embeddings
 //   /view?run=..&emb=..    the embedding view (state in the query string, see view.js)
+//   /view?a=..&b=..&title=..  two runs side by side, linked by row (compare.js)
 import { api, enc } from './api.js';
 import { h, clear, fmtTime, fmtValue } from './dom.js';
 import { lineChart } from './charts.js';
 import { EmbeddingView } from './view.js';
+import { Comparison } from './compare.js';
 import { bookmarkHref } from './bookmarks.js';
 import { methodLabel, stepName } from './panel.js';
 
@@ -169,6 +171,7 @@ function kvTable(entries) {
 
 async function viewPage() {
   const params = new URLSearchParams(location.search);
+  if (params.get('a') || params.get('b')) { await comparePage(params); return; }
   const runId = params.get('run');
   if (!runId) throw new Error('The view needs ?run=RUN_ID&emb=EMBEDDING_ID');
   const embeddingsP = api.embeddings(runId); // in parallel with the run's own record
@@ -178,6 +181,14 @@ async function viewPage() {
     h('span', { id: 'crumb-emb', text: 'embedding' }));
   clear(main);
   current = new EmbeddingView(main, run, params, { onUrl: (url) => history.replaceState(null, '', url), embeddings: embeddingsP });
+  await current.start();
+}
+
+async function comparePage(params) {
+  setCrumbs(link('/', 'Projects'), h('span', { text: `compare ${params.get('title') || ''}` }));
+  document.title = 'Compare · tracker';
+  clear(main);
+  current = new Comparison(main, params);
   await current.start();
 }
 

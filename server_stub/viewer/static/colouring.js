@@ -2,6 +2,7 @@
 // (non-matching points are dimmed), and the top N rows by a numeric score column.
 import { h, clear, fill, fmtValue } from './dom.js';
 import { colorize, cellText, rgbCss } from './colors.js';
+import { shadeTorn, tornMask } from './trust.js';
 
 const DEFAULT_RGB = [70, 110, 190];
 const ANALYSIS_SCORES = ['outlier_score', 'label_disagreement', 'split_shift'];
@@ -111,6 +112,10 @@ export class Colouring {
         }
       }
     }
+    const trust = this.column('trust_point');
+    view.el.tornBox.classList.toggle('hidden', !trust);
+    this.torn = trust && view.el.torn.checked ? tornMask(trust.values) : null;
+    if (this.torn) shadeTorn(rgba, this.torn);
     view.scatter.setColors(rgba);
   }
 

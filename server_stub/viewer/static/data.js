@@ -7,6 +7,7 @@ export class ViewData {
     this.runId = runId;
     this.coordCache = new Map(); // reduction id → Promise<{data: Float32Array (n*c), c, n}>
     this.metaCache = new Map(); // embedding id → Promise<metadata>
+    this.viewCache = new Map(); // `${embedding id}/${reduction id}` → Promise<metadata with the projection's columns>
   }
 
   coords(red) {
@@ -25,6 +26,25 @@ export class ViewData {
       this.metaCache.set(emb.id, p);
     }
     return this.metaCache.get(emb.id);
+  }
+
+  /**
+   * The embedding's metadata with the projection's own columns (trust_point, continuity_point,
+   * from the reduction's columns route) after the embedding's; `trustScores` the global scores.
+   */
+  viewMetadata(emb, red) {
+    const key = `${emb.id}/${red ? red.id : ''}`;
+    if (!this.viewCache.has(key)) {
+      const own = red ? api.reductionColumns(this.runId, red.id) : Promise.resolve(null);
+      const p = Promise.all([this.metadata(emb), own]).then(([meta, extra]) => {
+        if (!extra || !extra.columns || !extra.columns.length) return meta;
+        const names = new Set(extra.columns.map((c) => c.name));
+        return { ...meta, columns: [...meta.columns.filter((c) => !names.has(c.name)), ...extra.columns], trustScores: extra.analysis };
+      });
+      p.catch(() => this.viewCache.delete(key));
+      this.viewCache.set(key, p);
+    }
+    return this.viewCache.get(key);
   }
 }
 

@@ -39,6 +39,16 @@ export function installDebugHooks(view) {
     get stepNames() { return Array.from(document.querySelectorAll('#steps .row.muted span'), (s) => s.textContent); },
     get labelRows() { return view.labels.shown.slice(); },
     get labelState() { return view.labels.state; },
+    get dynamics() { return view.dynamics.record; },
+    /** The heatmap's pixel [r, g, b] at the centre of CKA cell (a, b). */
+    ckaPixel(a, b) {
+      const cv = document.getElementById('dyn-cka'), m = view.dynamics.record.cka.length, c = cv.width / m;
+      return Array.from(cv.getContext('2d').getImageData(Math.floor((b + 0.5) * c), Math.floor((a + 0.5) * c), 1, 1).data.slice(0, 3));
+    },
+    get hoverNeighbours() { return view.trust.last; },
+    get torn() { return view.colouring.torn ? Array.from(view.colouring.torn) : null; },
+    get trustScores() { return view.meta && view.meta.trustScores; },
+    screenPositions() { return Array.from(view.scatter.screenPositions()); },
     get isolated() { return view.selection.isolated; },
     get camera() { return view.scatter && view.scatter.hasCamera ? view.scatter.cameraState() : null; },
     get zoom() { return view.scatter && view.scatter.hasCamera ? view.scatter.zoomLevel() : null; },

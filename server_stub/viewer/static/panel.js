@@ -44,6 +44,7 @@ export function buildLayout(view) {
   el.stage = h('div', { class: 'stage', id: 'stage' });
   el.plot = h('div', { class: 'plot', id: 'plot', tabindex: '0' });
   el.labels = h('div', { class: 'point-labels', id: 'point-labels', 'aria-hidden': 'true' });
+  el.nbLayer = h('div', { class: 'point-labels nb-layer', id: 'nb-layer', 'aria-hidden': 'true' });
   el.card = h('div', { class: 'hover-card hidden', id: 'hover-card' });
   el.badge = h('div', { class: 'badge hidden', id: 'trust-badge' });
   el.status = h('div', { class: 'status-line', id: 'status', role: 'status' });
@@ -54,7 +55,7 @@ export function buildLayout(view) {
   el.reset = h('button', { type: 'button', id: 'reset-view', class: 'bar-button', text: 'Reset view', title: 'Back to the first camera and sizes (R)',
     onclick: () => view.resetView() });
   el.stage.append(h('div', { class: 'stage-bar' }, el.panelToggle, el.badge, el.isoBanner, h('span', { class: 'spacer' }), el.reset),
-    h('div', { class: 'stage-body' }, h('div', { class: 'plot-wrap', id: 'plot-wrap' }, el.plot, el.labels, el.card, el.status), el.legend));
+    h('div', { class: 'stage-body' }, h('div', { class: 'plot-wrap', id: 'plot-wrap' }, el.plot, el.labels, el.nbLayer, el.card, el.status), el.legend));
   el.view = h('div', { class: 'view' }, el.panel, el.stage);
   view.root.append(el.view);
   view.scatter = new Scatter(el.plot, {
@@ -113,6 +114,10 @@ export function buildControls(view) {
   // steps
   el.stepBox = h('div', { id: 'steps' });
   el.panel.append(section('Steps', 'sec-steps', el.stepBox));
+  el.dynBody = h('div', { id: 'dyn-body' });
+  el.dynBox = section('Dynamics', 'sec-dynamics', el.dynBody);
+  el.dynBox.classList.add('hidden');
+  el.panel.append(el.dynBox);
   buildSteps(view);
   // colour and points
   el.colorSel = h('select', { id: 'color-select', onchange: () => { view.colouring.setColor(el.colorSel.value); view.url.sync(); } });
@@ -125,9 +130,18 @@ export function buildControls(view) {
   el.labelCol = h('select', { id: 'label-column', title: 'the column whose values are drawn next to the points',
     onchange: () => { view.labels.refresh(); view.url.sync(); } });
   el.labelNote = h('div', { class: 'muted', id: 'labels-note' });
+  el.torn = h('input', { type: 'checkbox', id: 'torn-on', checked: params.get('torn') === '1',
+    onchange: () => { view.colouring.setColor(view.colouring.colorBy); view.url.sync(); } });
+  el.tornBox = h('label', { class: 'inline hidden', id: 'torn-box', title: 'darken the points whose trust_point is below its 10th percentile: their screen neighbours are not their neighbours' },
+    el.torn, ' shade torn regions');
+  el.falseNb = h('input', { type: 'checkbox', id: 'false-nb-on', checked: params.get('fnb') !== '0',
+    onchange: () => { view.trust.hover(-1); view.url.sync(); } });
   el.panel.append(section('Colour and points', 'sec-color', h('label', {}, 'Colour by ', el.colorSel),
     h('label', {}, 'Point size ', el.size), el.thumbs,
-    h('div', { class: 'row' }, h('label', { class: 'inline' }, el.labelsOn, ' text labels (T)'), el.labelCol), el.labelNote));
+    h('div', { class: 'row' }, h('label', { class: 'inline' }, el.labelsOn, ' text labels (T)'), el.labelCol), el.labelNote,
+    h('div', {}, el.tornBox),
+    h('div', {}, h('label', { class: 'inline', title: 'on hover: its k nearest in the original space, and the k nearest on screen that are not among them' },
+      el.falseNb, ' on hover: ', h('span', { class: 'nb-key-true', text: 'true' }), ' / ', h('span', { class: 'nb-key-false', text: 'false' }), ' neighbours'))));
   // filter
   el.fcol = h('select', { id: 'filter-column', onchange: () => { view.colouring.updateRangeInputs(); view.colouring.applyFilter(); } });
   el.q = h('input', { type: 'search', id: 'search', placeholder: 'substring…', oninput: filterSoon });

@@ -419,6 +419,12 @@ export class Scatter {
     return this._index.countIn(x0, y0, x1, y1);
   }
 
+  /** Screen positions (css px) of every point, Float32Array (n*2), for the current camera. */
+  screenPositions() {
+    this._ensureIndex();
+    return this._index.screen;
+  }
+
   /** Screen position (css px) of point i as of the last onScreen / pick. */
   screenXY(i) { return [this._index.screen[i * 2], this._index.screen[i * 2 + 1]]; }
 

@@ -52,12 +52,16 @@ export class Selection {
     this.hovered = undefined;
     this.flags = null;
     this.isolated = false; // only the selected points are drawn (and fitted)
+    this.linked = null; // the other view of a comparison (compare.js): hover and selection shared by row
+    this.linkedHover = -1; // the row hovered in the linked view, marked here
   }
 
   // -- hover and neighbours --------------------------------------------------------------
   hover(i, xy) {
     const view = this.view, card = view.el.card;
     this.hovered = i;
+    view.trust.hover(xy ? i : -1);
+    if (this.linked) this.linked.showLinkedHover(xy ? i : -1);
     if (i < 0 || !xy) { card.classList.add('hidden'); return; }
     clear(card);
     if (view.sprite) {
@@ -135,7 +139,14 @@ export class Selection {
     this.setLasso(false);
   }
 
-  set(ids) {
+  /** Mark the row hovered in the linked view (-1: none). */
+  showLinkedHover(i) {
+    if (i === this.linkedHover) return;
+    this.linkedHover = i;
+    this.updateFlags();
+  }
+
+  set(ids, fromLink = false) {
     const view = this.view, n = view.n;
     this.selected = new Uint8Array(n);
     for (const i of ids) if (i >= 0 && i < n) this.selected[i] = 1;
@@ -147,6 +158,7 @@ export class Selection {
     this.render();
     view.steps.updateTrails();
     view.url.sync();
+    if (this.linked && !fromLink) this.linked.set(list, true);
   }
 
   /** Draw only the selected points (and fit them), or every point again. */
@@ -193,6 +205,7 @@ export class Selection {
       for (const j of this.neighbors.ids) if (j >= 0 && j < n) f[j] |= FLAG_NEIGHBOR;
       if (this.neighbors.index < n) f[this.neighbors.index] |= FLAG_QUERY;
     }
+    if (this.linkedHover >= 0 && this.linkedHover < n) f[this.linkedHover] |= FLAG_QUERY;
     view.scatter.setFlags(f, this.list.length > 0);
   }
 

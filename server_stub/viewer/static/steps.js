@@ -45,10 +45,11 @@ export class Steps {
       fillMethods(view);
       updateHeader(view);
       view.shownRed = view.red.id;
-      const meta = await view.data.metadata(view.emb);
+      const meta = await view.data.viewMetadata(view.emb, view.red);
       if (view.emb !== entry.emb) return;
       view.meta = meta;
       view.colouring.onMetadata(false);
+      view.dynamics.load();
       if (view.selection.neighbors) view.selection.click(view.selection.neighbors.index);
       view.loadSprite(view.emb);
     }

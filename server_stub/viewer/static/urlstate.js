@@ -2,7 +2,8 @@
 // id), method, dims (2|3), color, step, sel (selected rows as ranges "0-4.9.12-20"), q, fcol,
 // fmin, fmax, nb (neighbour query row), k, metric, thumbs (auto|on|off), top (score column),
 // topn, order, cam (the camera: "x,y,zoom" in 2D, "px,py,pz,tx,ty,tz" in 3D), fit (all: one
-// frame for every step), iso (1: only the selection drawn), labels (1: text labels), lcol
+// frame for every step), iso (1: only the selection drawn), torn (1: torn regions shaded), fnb (0: no
+// true/false neighbours on hover), labels (1: text labels), lcol
 // (their column), bm (the bookmark opened); and debug=1, which keeps the test hooks (debug.js)
 // across reloads. A bookmark stores exactly these parameters.
 import { DEBUG } from './debug.js';
@@ -87,6 +88,8 @@ export class UrlState {
     if (view.scatter.hasCamera) q.set('cam', view.scatter.cameraState().join(','));
     if (view.fitAll && view.timeline.length > 1) q.set('fit', 'all');
     if (sel.isolated) q.set('iso', '1');
+    if (el.torn && el.torn.checked) q.set('torn', '1');
+    if (el.falseNb && !el.falseNb.checked) q.set('fnb', '0');
     if (el.labelsOn.checked) { q.set('labels', '1'); if (el.labelCol.value) q.set('lcol', el.labelCol.value); }
     return viewHref(q);
   }

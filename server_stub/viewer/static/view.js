@@ -5,6 +5,8 @@
 //   steps.js      the step slider, playback with interpolation, trails
 //   colouring.js  colour-by and legend, search and filter, top N by score
 //   selection.js  hover card, neighbours, lasso, selection, export
+//   trust.js      true and false neighbours on hover, torn regions
+//   dynamics.js   the group's CKA heatmap, rows changed most, class separation sparklines
 //   urlstate.js   the URL as the source of the view's state
 //   labels.js     text labels on the points in view
 //   projector.js  projections computed by the server on the page's request
@@ -21,6 +23,8 @@ import { installDebugHooks } from './debug.js';
 import { buildControls, buildLayout, buildSteps, defaultPointSize, fillEmbeddings, fillMethods, updateHeader } from './panel.js';
 import { Selection } from './selection.js';
 import { Steps } from './steps.js';
+import { TrustOverlay } from './trust.js';
+import { DynamicsPanel } from './dynamics.js';
 import { UrlState, viewHref } from './urlstate.js';
 
 const META_AFTER_FIRST_FRAME = 200000; // above this many points, metadata waits for the first frame
@@ -36,6 +40,8 @@ export class EmbeddingView {
     this.steps = new Steps(this);
     this.colouring = new Colouring(this);
     this.selection = new Selection(this);
+    this.trust = new TrustOverlay(this);
+    this.dynamics = new DynamicsPanel(this);
     this.url = new UrlState(this, onUrl);
     this.labels = new PointLabels(this);
     this.projector = new Projector(this);
@@ -104,7 +110,7 @@ export class EmbeddingView {
     // competes for the same CPU as a software-rendered first frame
     let firstFrameDone;
     const firstFrameP = new Promise((resolve) => { firstFrameDone = resolve; });
-    const metaP = (this.n > META_AFTER_FIRST_FRAME ? firstFrameP : coordsP).then(() => this.data.metadata(this.emb));
+    const metaP = (this.n > META_AFTER_FIRST_FRAME ? firstFrameP : coordsP).then(() => this.data.viewMetadata(this.emb, this.red));
     metaP.catch(() => {});
     const spriteP = this.loadSprite(this.emb, coordsP);
     updateHeader(this);
@@ -126,6 +132,7 @@ export class EmbeddingView {
     marks.metadata = performance.now();
     if (this.disposed) return;
     this.colouring.onMetadata(true);
+    await this.dynamics.load();
     if (this.fitAll) await this.setFitAll(true);
     this.url.restore();
     marks.coloured = performance.now();
@@ -323,8 +330,9 @@ export class EmbeddingView {
     this.emb = emb;
     this.red = red;
     await this._reloadProjection();
-    this.meta = await this.data.metadata(emb);
+    this.meta = await this.data.viewMetadata(emb, red);
     this.colouring.onMetadata(false);
+    this.dynamics.load();
     this.loadSprite(emb);
   }
 
@@ -333,6 +341,10 @@ export class EmbeddingView {
     if (!red) return;
     this.red = red;
     await this._reloadProjection();
+    const meta = await this.data.viewMetadata(this.emb, red); // trust columns are the projection's own
+    if (this.red !== red) return;
+    this.meta = meta;
+    this.colouring.onMetadata(false);
   }
 
   async _reloadProjection() {
