@@ -26,7 +26,7 @@ import numpy as np
 from .._progress import Progress
 from ..errors import InvalidArgumentError, MissingDependencyError
 from .neighbors import METHODS, exact_knn, knn_graph
-from .scores import _codes
+from .scores import _code_names, _codes
 
 #: ranks are exact up to this many rows; beyond, they are estimated from a sample of reference rows
 EXACT_ROWS = 100_000
@@ -489,10 +489,7 @@ def class_separation(vectors, labels, *, metric: str = "euclidean", max_samples:
     if len(labels) != x.shape[0]:
         raise InvalidArgumentError(f"labels has {len(labels)} rows but vectors has {x.shape[0]}")
     codes, present = _codes(labels)
-    names: dict = {}
-    for value, code in zip(labels, codes):
-        if code >= 0:
-            names.setdefault(int(code), value)
+    names = _code_names(labels, codes)
     c = len(names)
     if c < 2:
         raise InvalidArgumentError(f"labels must hold at least two classes to separate; got {list(names.values())}")

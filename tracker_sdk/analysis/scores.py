@@ -78,6 +78,15 @@ def _codes(values: list) -> tuple[np.ndarray, np.ndarray]:
     return codes, codes >= 0
 
 
+def _code_names(values: list, codes: np.ndarray) -> dict:
+    """``{code: the first value that got it}`` for the present values, in code order."""
+    names: dict = {}
+    for value, code in zip(values, codes):
+        if code >= 0:
+            names.setdefault(int(code), value)
+    return names
+
+
 def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
 
@@ -136,10 +145,7 @@ def split_shift(indices, splits) -> SplitComparison:
     indices, _ = _check_graph(indices)
     splits = _check_column(splits, indices.shape[0], "splits")
     codes, present = _codes(splits)
-    names = {}
-    for value, code in zip(splits, codes):
-        if code >= 0:
-            names.setdefault(int(code), value)
+    names = _code_names(splits, codes)
     n_codes = len(names)
     if n_codes < 2:
         raise InvalidArgumentError(f"splits must hold at least two distinct values to compare; got {list(names.values())}")

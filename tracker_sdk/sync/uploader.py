@@ -158,6 +158,7 @@ class Uploader:
         self.tail = JournalTail(self.run_dir / "journal")
         self.state = SyncState(self.run_dir, backend.url)
         self.pending_records: list[Record] = []
+        self._sizes: dict[int, int] = {}  # seq -> encoded bytes, for records not acknowledged yet
         self.present: set[str] = set()
         self.server_next_seq: int | None = None
         self._sent_info: dict | None = None
@@ -212,7 +213,7 @@ class Uploader:
         batch, blob_bytes, record_bytes = [], 0, 0
         for record in self.pending_records[start: start + self.batch_records]:
             batch.append(record)
-            record_bytes += len(encode(record))
+            record_bytes += self._size(record)
             for sha in self._new_refs([record]):
                 try:
                     blob_bytes += files.blob_path(self.run_dir, sha).stat().st_size
@@ -221,6 +222,13 @@ class Uploader:
             if blob_bytes >= BATCH_BLOB_BYTES or record_bytes >= MAX_BATCH_BYTES:
                 break
         return batch
+
+    def _size(self, record: Record) -> int:
+        """Encoded bytes of a pending record, measured once (batching looks at a record twice)."""
+        size = self._sizes.get(record.seq)
+        if size is None:
+            size = self._sizes[record.seq] = len(encode(record))
+        return size
 
     def _new_refs(self, records: list[Record]) -> list[str]:
         return [s for s in dict.fromkeys(s for r in records for s in blob_hashes(r)) if s not in self.present]
@@ -241,6 +249,7 @@ class Uploader:
             self.pending_records = [r for r in self.tail.read_new() if r.seq >= next_seq]
         self.server_next_seq = next_seq
         self.pending_records = [r for r in self.pending_records if r.seq >= next_seq]
+        self._sizes = {seq: size for seq, size in self._sizes.items() if seq >= next_seq}
         self._write_marker()
 
     def _write_marker(self, *, force: bool = False) -> None:
@@ -272,7 +281,7 @@ class Uploader:
                                 f"{self.run_id} starting at seq {batch[0].seq}")
             self._acknowledge(int(next_seq))
             self.records_sent += max(0, self.server_next_seq - before)
-            self.progress(sum(len(encode(r)) for r in batch))
+            self.progress(sum(self._size(r) for r in batch))
             return  # stored, already there, or a gap: the pending list now starts where the destination ends
         raise SyncError(f"{self.backend.url} kept refusing the records of run {self.run_id} from seq {batch[0].seq}")
 
