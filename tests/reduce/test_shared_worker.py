@@ -240,7 +240,9 @@ def test_a_client_killed_mid_job_takes_the_shared_worker_down_with_it(runs_root)
     finally:
         client.kill()
         client.stdout.close()
-    assert pid not in [w["pid"] for w in list_workers()]
+    # the leader thread shows as a zombie while the process's other threads still hold its files
+    # (the lock among them) for a moment: the lock is free once the last thread is gone
+    assert wait_until(lambda: pid not in [w["pid"] for w in list_workers()], timeout=10)
 
 
 def test_tracker_reduce_runs_in_the_shared_worker_and_a_second_call_finds_it_warm(runs_root, monkeypatch, caplog):
@@ -323,4 +325,4 @@ def test_three_scripts_in_a_row_leave_one_worker_and_none_after_the_idle_time(tm
     (status,) = list_workers()
     assert status["pid"] == pids[-1] and status["keep_warm_s"] == 3
     assert wait_until(lambda: not worker_processes(), timeout=3 + 7)  # gone soon after the idle time
-    assert list_workers() == [] and not list(worker_dir().glob("*.sock"))
+    assert wait_until(lambda: list_workers() == [], timeout=5) and not list(worker_dir().glob("*.sock"))
