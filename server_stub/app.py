@@ -37,9 +37,10 @@ from starlette.staticfiles import StaticFiles
 
 from tracker_sdk.runformat.records import embedding_listing, to_builtins
 
-from . import security
+from . import columns_binary, security
 from .bookmarks import Bookmarks
 from .bookmarks import check_name as check_bookmark_name
+from .compare_route import get_compare
 from .errors import (BadRequest, ClientGone, NotFound, PayloadTooLarge, Unprocessable, answer_for,
                      headers_for)
 from .openapi import openapi_schema
@@ -61,6 +62,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
 # so small requests never queue behind a crowd of large ones
 DEFAULT_CONCURRENT_BODIES = 4
 _ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
+SCALE_OUT_INDEX, SCALE_OUT_BLOBS = "index.sqlite3", "blobs"  # under --root when only one scale-out URI is given
 
 
 def json_response(obj, status: int = 200, headers: dict | None = None) -> Response:
@@ -262,18 +264,25 @@ async def openapi(request: Request) -> Response:
 
 
 def _health(store: Store) -> dict:
+    stores = store.health() if hasattr(store, "health") else {}  # scale-out: the index and the blob store
+    if any(not check["ok"] for check in stores.values()):
+        return {"status": "unavailable", **stores}
     store.index.refresh()
     unreadable = store.index.problems()
     try:
         free = shutil.disk_usage(store.root).free
     except OSError:
         free = None
-    return {"status": "degraded" if unreadable else "ok", "unreadable_runs": unreadable, "disk_free_bytes": free}
+    return {"status": "degraded" if unreadable else "ok", "unreadable_runs": unreadable, "disk_free_bytes": free,
+            **stores}
 
 
 async def health(request: Request) -> Response:
-    """200 while the server serves; ``unreadable_runs`` lists runs the listings skip, with why."""
-    return json_response(await _sync(_health, _store(request)), headers={"Cache-Control": "no-store"})
+    """200 while the server serves; ``unreadable_runs`` lists runs the listings skip, with why; 503 when
+    a shared store (the index database or the blob store) does not answer."""
+    answer = await _sync(_health, _store(request))
+    return json_response(answer, 503 if answer["status"] == "unavailable" else 200,
+                         headers={"Cache-Control": "no-store"})
 
 
 async def list_projects(request: Request) -> Response:
@@ -358,6 +367,14 @@ def _metadata(store: Store, run_id: str, embedding_id: str) -> Response:
 
 async def get_metadata(request: Request) -> Response:
     return await _sync(_metadata, _store(request), *_embedding_ids(request))
+
+
+async def get_columns(request: Request) -> Response:
+    """The metadata as typed binary columns (``?name=`` repeated, ``?reduction=``): columns_binary.py."""
+    reduction = request.query_params.get("reduction")
+    return await _sync(columns_binary.answer, _store(request), *_embedding_ids(request),
+                       request.query_params.getlist("name"),
+                       None if reduction is None else check_hex_id(reduction, "reduction"))
 
 
 def _sprite(store: Store, run_id: str, embedding_id: str) -> Response:
@@ -567,11 +584,13 @@ API_ROUTES = [
     ("GET", "/runs/{run_id}/embeddings", get_embeddings),
     ("GET", "/runs/{run_id}/embeddings/{embedding_id}/vectors", get_vectors),
     ("GET", "/runs/{run_id}/embeddings/{embedding_id}/metadata", get_metadata),
+    ("GET", "/runs/{run_id}/embeddings/{embedding_id}/columns", get_columns),
     ("GET", "/runs/{run_id}/embeddings/{embedding_id}/sprite", get_sprite),
     ("GET", "/runs/{run_id}/embeddings/{embedding_id}/neighbors", get_neighbors),
     ("GET", "/runs/{run_id}/reductions/{reduction_id}/coords", get_coords),
     ("GET", "/runs/{run_id}/reductions/{reduction_id}/columns", get_reduction_columns),
     ("GET", "/runs/{run_id}/dynamics", get_dynamics),
+    ("GET", "/compare", get_compare),
     ("HEAD", "/runs/{run_id}/blobs/{sha256}", head_blob),
     ("GET", "/runs/{run_id}/blobs/{sha256}", get_blob),
     ("PUT", "/runs/{run_id}/blobs/{sha256}", put_blob),
@@ -611,8 +630,12 @@ async def _lifespan(app: Starlette):
 
 def create_app(root, api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY, host: str = "127.0.0.1",
                *, allowed_hosts=(), viewer_dir: Path | None = None, upload_expiry: float = DEFAULT_UPLOAD_EXPIRY_S,
-               concurrent_bodies: int = DEFAULT_CONCURRENT_BODIES) -> Starlette:
+               concurrent_bodies: int = DEFAULT_CONCURRENT_BODIES, index_uri: str | None = None,
+               blob_uri: str | None = None) -> Starlette:
     """Build the ASGI app serving the run directories under ``root``.
+
+    With ``index_uri`` and ``blob_uri`` (both) it serves the shared stores instead
+    (:mod:`server_stub.shared_store`, a stateless replica) and ``root`` holds only caches.
 
     Bound to a non-loopback ``host`` the server refuses to start without ``api_key``, since
     anyone who can reach it could write. Partial uploads and temporary files older than
@@ -634,11 +657,24 @@ def create_app(root, api_key: str | None = None, max_body: int = DEFAULT_MAX_BOD
     app = Starlette(routes=routes(viewer), exception_handlers={HTTPException: _framework_error}, lifespan=_lifespan)
     app.add_middleware(Guard, api_key=api_key, allowed_hosts=security.allowed_hostnames(host, allowed_hosts))
     app.add_middleware(security.SecurityHeaders)
-    app.state.store = Store(root)
+    if (index_uri is None) != (blob_uri is None):
+        raise ValueError("index_uri and blob_uri go together (scale-out storage); pass both or neither")
     app.state.limits = Limits(max_body=max_body, parsed=min(max_body, MAX_PARSED_BODY),
                               concurrent_bodies=concurrent_bodies)
-    app.state.collector = Collector(app.state.store, upload_expiry)
     app.state.viewer_dir = viewer
+    if index_uri is not None:
+        try:
+            from .shared_store import NoProjections, SharedBookmarks, SharedCollector, SharedStore
+        except ImportError as exc:
+            raise ValueError(f"scale-out storage needs the 'scale' extra ({exc.name} is missing): "
+                             "pip install 'tracker_sdk[scale]'") from None
+        store = app.state.store = SharedStore(index_uri, blob_uri, root)
+        app.state.collector = SharedCollector(store, upload_expiry)
+        app.state.bookmarks = SharedBookmarks(store)
+        app.state.projections = NoProjections(store)
+        return app
+    app.state.store = Store(root)
+    app.state.collector = Collector(app.state.store, upload_expiry)
     app.state.bookmarks = Bookmarks(app.state.store.root, app.state.store)
     app.state.projections = ProjectionJobs(app.state.store)
     return app
@@ -647,8 +683,13 @@ def create_app(root, api_key: str | None = None, max_body: int = DEFAULT_MAX_BOD
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="tracker-server", description="Serve tracker runs and the viewer.",
                                      epilog="tracker-server gc --root DIR [--older-than H] [--apply]: report (or "
-                                            "remove) expired partial uploads and temporary files")
-    parser.add_argument("--root", required=True, help="directory of runs (<root>/<project>/<run_id>/)")
+                                            "remove) expired partial uploads and temporary files; "
+                                            "tracker-server migrate --index-uri URI: create or upgrade the "
+                                            "scale-out index's schema")
+    parser.add_argument("--root", help="directory of runs (<root>/<project>/<run_id>/); with --index-uri or "
+                                       "--blob-uri, the directory of this replica's caches and of the default "
+                                       "for the one not given")
+    _scale_out_args(parser)
     parser.add_argument("--create", action="store_true", help="create --root when it does not exist")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
@@ -667,6 +708,65 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
+def _scale_out_args(parser) -> None:
+    parser.add_argument("--index-uri", help="scale-out index: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+                                            f"(default with --blob-uri: sqlite:///ROOT/{SCALE_OUT_INDEX})")
+    parser.add_argument("--blob-uri", help="scale-out blob store: a directory or s3://BUCKET/PREFIX?endpoint_url=URL "
+                                           f"(default with --index-uri: ROOT/{SCALE_OUT_BLOBS})")
+
+
+def _scale_out(args) -> tuple[str | None, str | None, str | None]:
+    """(root or cache dir, index uri, blob uri) from the arguments; ValueError names what is missing."""
+    if args.index_uri is None and args.blob_uri is None:
+        if not args.root:
+            raise ValueError("--root DIR is required (or --index-uri and --blob-uri for scale-out storage)")
+        return args.root, None, None
+    root = args.root
+    if root is None:
+        if args.index_uri is None or args.blob_uri is None:
+            missing = "--index-uri" if args.index_uri is None else "--blob-uri"
+            raise ValueError(f"{missing} or --root (where its default goes) is required with "
+                             f"{'--blob-uri' if args.index_uri is None else '--index-uri'}")
+        import tempfile
+
+        root = tempfile.mkdtemp(prefix="tracker-server-cache-")  # caches only: nothing to keep
+    index_uri = args.index_uri or f"sqlite:///{os.path.abspath(os.path.join(root, SCALE_OUT_INDEX))}"
+    blob_uri = args.blob_uri or os.path.abspath(os.path.join(root, SCALE_OUT_BLOBS))
+    return root, index_uri, blob_uri
+
+
+def _migrate_main(argv) -> int:
+    """``tracker-server migrate --index-uri URI``: bring the scale-out index to the newest schema."""
+    parser = argparse.ArgumentParser(prog="tracker-server migrate",
+                                     description="Create or upgrade the schema of a scale-out index database.")
+    parser.add_argument("--index-uri", required=True, help="sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    args = parser.parse_args(argv)
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from .sqlindex import check_uri, make_engine, migrate
+    except ImportError as exc:
+        print(f"tracker-server migrate: needs the 'scale' extra ({exc.name} is missing): "
+              "pip install 'tracker_sdk[scale]'", file=sys.stderr)
+        return 2
+    try:
+        engine = make_engine(check_uri(args.index_uri))
+    except ValueError as exc:
+        print(f"tracker-server migrate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        before, now = migrate(engine)
+    except SQLAlchemyError as exc:
+        print(f"tracker-server migrate: the database did not answer as expected: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"tracker-server migrate: schema revision {before or 'none'} -> {now}"
+          + (" (already current)" if before == now else ""))
+    return 0
+
+
 def _positive_hours(value: str) -> float:
     try:
         hours = float(value)
@@ -682,11 +782,20 @@ def _gc_main(argv) -> int:
     parser = argparse.ArgumentParser(prog="tracker-server gc",
                                      description="Report (dry run) or remove expired partial uploads and "
                                                  "temporary files under a server root.")
-    parser.add_argument("--root", required=True, help="the server's directory of runs")
+    parser.add_argument("--root", help="the server's directory of runs (with --index-uri/--blob-uri: as for "
+                                       "the server)")
+    _scale_out_args(parser)
     parser.add_argument("--older-than", type=_positive_hours, default=DEFAULT_UPLOAD_EXPIRY_S / 3600,
                         metavar="HOURS", help="age past which a partial file has expired (default 24)")
     parser.add_argument("--apply", action="store_true", help="remove them (default: only report)")
     args = parser.parse_args(argv)
+    try:
+        root, index_uri, blob_uri = _scale_out(args)
+    except ValueError as exc:
+        print(f"tracker-server gc: {exc}", file=sys.stderr)
+        return 2
+    if index_uri is not None:
+        return _gc_shared(root, index_uri, blob_uri, args.older_than * 3600, args.apply)
     if not os.path.isdir(args.root):
         print(f"tracker-server gc: --root {args.root} is not a directory", file=sys.stderr)
         return 2
@@ -697,6 +806,27 @@ def _gc_main(argv) -> int:
     total = sum(item.size for item in found)
     print(f"tracker-server gc: {verb} {len(found)} files, {total} bytes"
           + ("" if args.apply or not found else "; run again with --apply to remove them"))
+    return 0
+
+
+def _gc_shared(root: str, index_uri: str, blob_uri: str, max_age_s: float, apply: bool) -> int:
+    """``tracker-server gc`` on the scale-out stores: blobs no run links to and stale partial uploads."""
+    from .shared_store import SharedStore
+
+    try:
+        store = SharedStore(index_uri, blob_uri, root)
+    except ValueError as exc:  # SchemaError included
+        print(f"tracker-server gc: {exc}", file=sys.stderr)
+        return 2
+    try:
+        found = store.collect_garbage(max_age_s, apply=apply)
+    finally:
+        store.close()
+    verb = "removed" if apply else "would remove"
+    for item in found:
+        print(f"{verb} {item.kind} {item.path} ({item.size} bytes, {item.age_s / 3600:.1f} h old)")
+    print(f"tracker-server gc: {verb} {len(found)} blobs or partial uploads"
+          + ("" if apply or not found else "; run again with --apply to remove them"))
     return 0
 
 
@@ -720,19 +850,27 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["gc"]:
         return _gc_main(argv[1:])
+    if argv[:1] == ["migrate"]:
+        return _migrate_main(argv[1:])
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if not os.path.isdir(args.root):
-        if os.path.lexists(args.root) or not args.create:
-            print(f"tracker-server: --root {args.root} is not a directory; pass --create to create it",
+    try:
+        root, index_uri, blob_uri = _scale_out(args)
+    except ValueError as exc:
+        print(f"tracker-server: {exc}", file=sys.stderr)
+        return 2
+    if not os.path.isdir(root):
+        if os.path.lexists(root) or not args.create:
+            print(f"tracker-server: --root {root} is not a directory; pass --create to create it",
                   file=sys.stderr)
             return 2
-        os.makedirs(args.root)
+        os.makedirs(root)
     try:
-        app = create_app(args.root, api_key=args.api_key, max_body=int(args.max_body_mb * 2 ** 20),
+        app = create_app(root, api_key=args.api_key, max_body=int(args.max_body_mb * 2 ** 20),
                          host=args.host, allowed_hosts=args.allowed_host,
-                         upload_expiry=args.upload_expiry_hours * 3600, concurrent_bodies=args.concurrent_bodies)
-    except ValueError as exc:
+                         upload_expiry=args.upload_expiry_hours * 3600, concurrent_bodies=args.concurrent_bodies,
+                         index_uri=index_uri, blob_uri=blob_uri)
+    except ValueError as exc:  # a SchemaError of the scale-out index is one too: it names the command to run
         print(f"tracker-server: {exc}", file=sys.stderr)
         return 2
     try:
@@ -745,11 +883,11 @@ def main(argv=None) -> int:
         return 1
     if args.reindex:
         count = app.state.store.index.rebuild()
-        print(f"tracker-server: reindexed {count} runs under {args.root}", file=sys.stderr)
+        print(f"tracker-server: reindexed {count} runs under {root}", file=sys.stderr)
     import uvicorn
 
-    print(f"tracker-server: serving {os.path.abspath(args.root)} on http://{args.host}:{args.port}", file=sys.stderr,
-          flush=True)
+    served = os.path.abspath(root) if index_uri is None else app.state.store.describe()
+    print(f"tracker-server: serving {served} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, server_header=False, proxy_headers=False,
                             access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

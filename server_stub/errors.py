@@ -148,9 +148,18 @@ def answer_for(exc: BaseException, root: Path | None = None) -> tuple[int, dict]
         exc = full_disk(StorageFullError(exc.filename or "the store", None))
     elif isinstance(exc, InvalidArgumentError):
         exc = BadRequest(relative(str(exc), root))
+    elif _index_unreachable(exc):
+        exc = ApiError(503, "the index database cannot be reached; retry shortly", retry_after=5)
     if isinstance(exc, ApiError):
         return exc.status, {"error": exc.message, **exc.extra}
     return None
+
+
+def _index_unreachable(exc: BaseException) -> bool:
+    """A lost database connection (SQLAlchemy's OperationalError, or one marked as a disconnect) is
+    the index being away, not a fault of this request; told by name so this module needs no SQLAlchemy."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "OperationalError" in names or bool(getattr(exc, "connection_invalidated", False))
 
 
 class ClientGone(Exception):

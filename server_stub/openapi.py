@@ -84,6 +84,16 @@ def openapi_schema() -> dict:
                 "type": "object", "properties": {"n": {"type": "integer"}, "columns": {"type": "array", "items": {
                     "type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"},
                                                      "values": {"type": "array"}}}}}})})},
+        "/api/v1/runs/{run_id}/embeddings/{embedding_id}/columns": {"get": _op(
+            "Metadata columns as typed binary arrays (layout tracker-columns/1, docs/api.md): all of them, or "
+            "those named; with reduction, that projection's own columns after them and its scores in the header",
+            [RUN, EMB, _param("name", {"type": "array", "items": {"type": "string"}}, "query",
+                              "a column to include (repeatable; default: every column)", required=False),
+             _param("reduction", HEX32, "query", "a projection of this embedding whose columns to add",
+                    required=False)],
+            {"200": {"description": "b'TCOL', uint32 header length, JSON header, 8-aligned little-endian buffers",
+                     "content": {"application/vnd.tracker.columns": {"schema": {"type": "string",
+                                                                               "format": "binary"}}}}})},
         "/api/v1/runs/{run_id}/embeddings/{embedding_id}/sprite": {"get": _op(
             "The sprite sheet (404 when the embedding has none)", [RUN, EMB],
             {"200": {"description": "png", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})},
@@ -115,6 +125,28 @@ def openapi_schema() -> dict:
              _param("title", {"type": "string"}, "query", required=False)],
             {"200": _json("dynamics records", {"type": "array",
                                                "items": {"$ref": "#/components/schemas/DynamicsRecord"}})})},
+        "/api/v1/compare": {"get": _op(
+            "Two runs' embeddings of the same inputs compared in their original spaces (tracker compare): per-point "
+            "k-NN agreement (Jaccard, 1 = same neighbours) of the rows joined on the metadata column id (else row "
+            "by row), linear CKA, and the classes of label whose neighbourhoods differ most; at most 100,000 rows",
+            [_param("run_a", HEX32, "query"), _param("emb_a", HEX32, "query"), _param("run_b", HEX32, "query"),
+             _param("emb_b", HEX32, "query"),
+             _param("k", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}, "query", required=False),
+             _param("id", {"type": "string"}, "query", "metadata column of sample ids joining the runs",
+                    required=False),
+             _param("label", {"type": "string", "default": "label"}, "query",
+                    "metadata column of classes (of run_a) to rank", required=False),
+             _param("metric", {"type": "string", "enum": ["euclidean", "cosine"], "default": "euclidean"}, "query",
+                    required=False)],
+            {"200": _json("the comparison; agreement[i] is of rows rows_a[i] of run_a and rows_b[i] of run_b", {
+                "type": "object", "properties": {
+                    "shared": {"type": "integer"}, "linear_cka": {"type": ["number", "null"]},
+                    "mean_agreement": {"type": "number"}, "median_agreement": {"type": "number"},
+                    "rows_a": {"type": "array", "items": {"type": "integer"}},
+                    "rows_b": {"type": "array", "items": {"type": "integer"}},
+                    "agreement": {"type": "array", "items": {"type": "number"}},
+                    "differing": {"type": "array", "items": {"type": "object", "properties": {
+                        "label": {}, "mean": {"type": "number"}, "count": {"type": "integer"}}}}}})})},
         "/api/v1/runs/{run_id}/blobs/{sha256}": {
             "head": _op("Is this blob stored? (Content-Length is its size)", [RUN, SHA],
                         {"200": {"description": "present"}, "404": {"description": "absent"}}),

@@ -16,8 +16,6 @@ batch appended gets a line in ``<run_dir>/received.jsonl`` with the server's own
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import math
@@ -32,20 +30,21 @@ from pathlib import Path
 import numpy as np
 
 from tracker_sdk.analysis.neighbors import ExactKnn
-from tracker_sdk.errors import BlobIntegrityError, InvalidRecordError, RunFormatError, RunLockedError, StorageFullError
+from tracker_sdk.errors import InvalidRecordError, RunFormatError, RunLockedError
 from tracker_sdk.runformat import (FORMAT_VERSION, RUN_JSON, RunWriter, is_run_dir, iter_project_dirs, iter_run_dirs,
                                    names, open_run)
 from tracker_sdk.runformat.format import READABLE_VERSIONS
 from tracker_sdk.runformat.records import (ArrayRef, AssetRecord, ColumnsRecord, EmbeddingRecord, EndRecord,
                                            MetadataRef, MetricRecord, OtherRecord, ParameterRecord, Record,
                                            ReductionRecord, SpriteRef, blob_refs, encode, from_builtins)
-from tracker_sdk.runformat.files import TMP_SUFFIX, blob_path, commit_blob, full_disk_raises, read_json, refuse_links
+from tracker_sdk.runformat.files import TMP_SUFFIX, blob_path, read_json, refuse_links
 
 from . import security
-from .errors import (ApiError, BadRequest, ChecksumMismatch, ClientGone, Conflict, Forbidden, IntegrityMismatch,
-                     NotFound, Unprocessable, full_disk, relative, unreadable_run)
+from .errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, Unprocessable, relative, unreadable_run)
+from .blobstore import DirectoryBlobStore, KeyedLocks
 from .index import Index, run_signature
 from .security import check_hex_id, check_run_id, check_sha256
+from .uploadfiles import regular_size, unlink_quietly, write_all
 
 log = logging.getLogger("server_stub.store")
 UPLOADS = ".uploads"
@@ -77,7 +76,7 @@ class Store:
         self._lock = threading.Lock()
         self._live: OrderedDict[str, _LiveRun] = OrderedDict()
         self._run_cache: dict[str, tuple[str, object]] = {}
-        self._upload_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._upload_locks = KeyedLocks()
         self._knn_cache: OrderedDict[tuple, ExactKnn] = OrderedDict()
 
     def close(self) -> None:
@@ -134,28 +133,13 @@ class Store:
     # -- creating runs -------------------------------------------------------------------
     def put_run(self, project: str, run_id: str, info) -> dict:
         """Create the run or resume it; idempotent by run_id."""
-        security.check_project(project)
-        check_run_id(run_id)
-        if not isinstance(info, dict):
-            raise ApiError(400, "the body must be a JSON object: the run's run.json")
-        if info.get("run_id", run_id) != run_id:
-            raise ApiError(400, f"body run_id {info.get('run_id')!r} does not match the URL's {run_id}")
-        if info.get("format_version", FORMAT_VERSION) not in READABLE_VERSIONS:  # records are re-encoded as the current
-            raise ApiError(400, f"format_version {info.get('format_version')!r} is not supported; "
-                                f"this server reads versions {READABLE_VERSIONS} and stores {FORMAT_VERSION}")
-        for key in ("name", "workspace", "status"):
-            if info.get(key) is not None and not (isinstance(info[key], str) and len(info[key]) <= MAX_TEXT):
-                raise ApiError(400, f"run.json field {key!r} must be a string of at most {MAX_TEXT} characters")
-            if info.get(key) is not None:
-                names.check_name(info[key], f"run.json field {key!r}", max_length=MAX_TEXT, error=BadRequest)
-        check_json_text(info, "run.json")
+        clean = check_run_info(project, run_id, info)
         existing = self.locate(run_id)
         if existing is not None and existing.parent.name != project:
             raise ApiError(409, f"run {run_id} already exists in project {existing.parent.name!r}")
         run_dir = self.no_links(self.root / project / run_id)
         for part in (RUN_JSON, "journal", "blobs"):
             self.no_links(run_dir / part)
-        clean = {**info, "run_id": run_id, "project": project, "format_version": FORMAT_VERSION}
         live = self._live_run(run_dir, run_id, info=clean)
         with live.lock:
             current = read_json(run_dir / RUN_JSON)
@@ -221,171 +205,31 @@ class Store:
     def put_blob(self, run_id: str, sha: str, chunks) -> dict:
         """Store a blob sent whole: ``chunks`` are written, hashed and checked against ``sha``."""
         check_sha256(sha)
-        blob = self._commit(self.run_dir(run_id), chunks, sha, None, "body")
-        return {"sha256": sha, "size": blob.size, "created": blob.created}
-
-    def _commit(self, run_dir: Path, source, sha: str, size: int | None, what: str):
-        """The one blob commit (:func:`commit_blob`), its refusals as answers: bytes that do not
-        hash to their name were corrupted on the way (422, ``retryable``), a full disk is 507."""
-        self.no_links(run_dir / "blobs" / sha[:2])
-        try:
-            return commit_blob(run_dir, source, sha256=sha, size=size)
-        except BlobIntegrityError as exc:
-            raise IntegrityMismatch(f"the {what} does not match blob {sha}: {relative(str(exc), self.root)}; "
-                                    "send it again") from None
-        except StorageFullError as exc:
-            raise full_disk(exc) from None
+        blob = self._run_blobs(run_id).put(sha, chunks)
+        return {"sha256": sha, **blob}
 
     # -- chunked uploads -----------------------------------------------------------------
-    def _upload_paths(self, run_id: str, sha: str) -> tuple[Path, Path]:
-        base = self.uploads / check_run_id(run_id)
-        part, length_file = base / f"{check_sha256(sha)}.part", base / f"{sha}.length"
-        self.no_links(part)
-        self.no_links(length_file)
-        return part, length_file
-
-    def upload_lock(self, run_id: str, sha: str) -> threading.Lock:
-        with self._lock:
-            return self._upload_locks.setdefault((run_id, sha), threading.Lock())
+    def _run_blobs(self, run_id: str) -> DirectoryBlobStore:
+        """The run's blobs as a directory blob store, the one implementation of whole and chunked
+        uploads: blobs in the run, partial uploads in ``<root>/.uploads/<run_id>/``, links refused
+        from the root, one lock per upload shared by every request."""
+        return DirectoryBlobStore(self.run_dir(run_id), max_blob=self.max_blob, uploads=self.uploads,
+                                  links_root=self.root, locks=self._upload_locks)
 
     def upload_state(self, run_id: str, sha: str) -> dict:
         """How far an upload got; one whose bytes are all there is committed now (after a crash of
         either side the client only has to ask)."""
-        size = self.blob_size(run_id, sha)
-        if size is not None:
-            return {"offset": size, "complete": True}
-        part, length_file = self._upload_paths(run_id, sha)
-        state = {"offset": _regular_size(part), "complete": False}
-        length = _known_length(length_file)
-        if length is not None:
-            state["length"] = length
-            if state["offset"] >= length:
-                lock = self.upload_lock(run_id, sha)
-                if lock.acquire(blocking=False):  # else the request holding it commits
-                    try:
-                        return self._commit_part(run_id, sha, length)
-                    finally:
-                        lock.release()
-        return state
-
-    def open_upload(self, run_id: str, sha: str, offset: int, length: int):
-        """Open the partial file for appending at ``offset``; returns the open file (flock'ed)."""
-        if length > self.max_blob:
-            raise ApiError(413, f"Upload-Length {length} is above this server's limit of {self.max_blob} bytes")
-        if offset > length:
-            raise ApiError(400, f"Upload-Offset {offset} is past Upload-Length {length}")
-        part, length_file = self._upload_paths(run_id, sha)
-        part.parent.mkdir(parents=True, exist_ok=True)  # _upload_paths refused links on the way
-        known = _known_length(length_file)
-        if known is not None and known != length:
-            raise ApiError(400, f"Upload-Length {length} differs from {known}, given when this upload began")
-        if known is None:
-            with full_disk_raises(part.parent, "upload"):
-                _write_new(length_file, str(length).encode())
-        with full_disk_raises(part.parent, "upload"):
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
-        fh = os.fdopen(fd, "ab", buffering=0)
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise ApiError(409, "another request is appending to this upload", offset=part.stat().st_size) from None
-        current = os.fstat(fh.fileno()).st_size
-        if current != offset:
-            fh.close()
-            raise ApiError(409, f"Upload-Offset {offset} does not match the server's offset {current}", offset=current)
-        return fh
+        return self._run_blobs(run_id).upload_state(run_id, sha)
 
     def append_upload(self, run_id: str, sha: str, offset: int, length: int, chunks, checksum: bytes | None) -> dict:
-        """Append one chunk (an iterable of bytes) at ``offset``, then commit when the upload is whole.
-
-        With ``checksum`` (the sha256 of the chunk, from ``Upload-Checksum``) a chunk that does
-        not match, or does not arrive whole, is cut off again before the answer (460), so the
-        offset only ever covers checked chunks. Without it the prefix that arrived is kept.
-        Any other failure (a full disk, a body past ``length``) also cuts the chunk off.
-        """
-        lock = self.upload_lock(run_id, sha)
-        if not lock.acquire(blocking=False):
-            part, _ = self._upload_paths(run_id, sha)
-            raise Conflict("another request is appending to this upload", offset=_regular_size(part))
-        try:
-            size = self.blob_size(run_id, sha)
-            if size is not None:
-                return {"offset": size, "complete": True}
-            fh = self.open_upload(run_id, sha, offset, length)
-            digest, received = hashlib.sha256(), 0
-            try:
-                with full_disk_raises(self.uploads, "upload chunk"):
-                    for chunk in chunks:
-                        if offset + received + len(chunk) > length:
-                            raise BadRequest(f"chunk runs past Upload-Length {length}")
-                        if checksum is not None:
-                            digest.update(chunk)
-                        _write_all(fh.fileno(), memoryview(chunk))
-                        received += len(chunk)
-                if checksum is not None and digest.digest() != checksum:
-                    raise ChecksumMismatch(f"the chunk at offset {offset} ({received} bytes) does not match its "
-                                           "Upload-Checksum; it was dropped: send it again", offset=offset)
-            except ClientGone:
-                if checksum is not None:
-                    _cut_back(fh, offset)
-                else:  # keep the prefix that arrived: the client resumes from the server's offset
-                    self.finish_upload_chunk(run_id, sha, fh, length)
-                raise
-            except BaseException:
-                _cut_back(fh, offset)
-                raise
-            return self.finish_upload_chunk(run_id, sha, fh, length)
-        finally:
-            lock.release()
-
-    def finish_upload_chunk(self, run_id: str, sha: str, fh, length: int) -> dict:
-        """fsync what arrived; when the upload is whole, verify its hash and commit the blob."""
-        try:
-            with full_disk_raises(self.uploads, "upload chunk"):
-                os.fsync(fh.fileno())
-            offset = os.fstat(fh.fileno()).st_size
-        finally:
-            fh.close()
-        if offset < length:
-            return {"offset": offset, "complete": False}
-        return self._commit_part(run_id, sha, length)
-
-    def _commit_part(self, run_id: str, sha: str, length: int) -> dict:
-        """Hash, check and commit a whole partial upload (the caller holds its upload lock).
-
-        A part that does not hash to ``sha`` is discarded (422, retryable: the client starts
-        over); on a full disk it stays for the next try.
-        """
-        part, length_file = self._upload_paths(run_id, sha)
-        try:
-            with open(part, "rb") as source:
-                fcntl.flock(source.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other process appends
-                if os.fstat(source.fileno()).st_size > length:
-                    raise IntegrityMismatch(f"the upload of blob {sha} holds more than its Upload-Length {length}")
-                self._commit(self.run_dir(run_id), source, sha, length, "upload")
-        except BlockingIOError:
-            return {"offset": _regular_size(part), "complete": False, "length": length}
-        except IntegrityMismatch as exc:
-            _unlink_quietly(part)
-            _unlink_quietly(length_file)
-            raise IntegrityMismatch(exc.message + "; the partial upload was discarded", offset=0) from None
-        _unlink_quietly(part)
-        _unlink_quietly(length_file)
-        return {"offset": length, "complete": True}
+        """Append one chunk at ``offset`` (its sha256 in ``checksum``), then commit when the upload is whole."""
+        return self._run_blobs(run_id).append_upload(run_id, sha, offset, length, chunks, checksum)
 
     # -- records -------------------------------------------------------------------------
     def post_records(self, run_id: str, records) -> dict:
         """Append the records at or past next_seq, in seq order; see the API reference."""
         run_dir = self.run_dir(run_id)
-        if not isinstance(records, list):
-            raise ApiError(400, "body must be {\"records\": [record, ...]}")
-        try:
-            records = [from_builtins(record) for record in records]
-        except InvalidRecordError as exc:
-            raise ApiError(400, str(exc)) from None
-        for record in records:
-            check_record_text(record)
+        records = parse_records(records)
         for _ in range(5):
             live = self._live_run(run_dir, run_id)
             with live.lock:
@@ -418,19 +262,7 @@ class Store:
         """Validate and append under the run's lock; returns (appended, ended, first seq past a gap or None)."""
         writer = live.writer
         next_seq = writer.next_seq
-        pending, seen = [], set()
-        for record in sorted(records, key=lambda r: r.seq):
-            if record.seq >= next_seq and record.seq not in seen:
-                seen.add(record.seq)
-                pending.append(record)
-        contiguous = []
-        for i, record in enumerate(pending):
-            if record.seq != next_seq + i:
-                break
-            contiguous.append(record)
-        if pending and not contiguous:
-            raise ApiError(409, f"records start at seq {pending[0].seq}; the run expects seq {next_seq} next",
-                           next_seq=next_seq)
+        contiguous, gap_at = select_batch(records, next_seq)
         rows = dict(live.embedding_rows)
         refs = []
         for record in contiguous:
@@ -451,7 +283,6 @@ class Store:
         writer.sync()
         if ended is not None:
             writer.update_info(status=ended.status, ended=ended.t)
-        gap_at = pending[len(contiguous)].seq if len(contiguous) < len(pending) else None
         return contiguous, ended is not None, gap_at
 
     # -- records the server itself makes (projections computed for the viewer) -------------
@@ -533,6 +364,60 @@ class Store:
 
 
 # -- record validation -----------------------------------------------------------------------
+def check_run_info(project: str, run_id: str, info) -> dict:
+    """The run.json a client sent for ``project``/``run_id``, checked (400) and completed with the ids
+    and the format version this server stores."""
+    security.check_project(project)
+    check_run_id(run_id)
+    if not isinstance(info, dict):
+        raise ApiError(400, "the body must be a JSON object: the run's run.json")
+    if info.get("run_id", run_id) != run_id:
+        raise ApiError(400, f"body run_id {info.get('run_id')!r} does not match the URL's {run_id}")
+    if info.get("format_version", FORMAT_VERSION) not in READABLE_VERSIONS:  # records are re-encoded as the current
+        raise ApiError(400, f"format_version {info.get('format_version')!r} is not supported; "
+                            f"this server reads versions {READABLE_VERSIONS} and stores {FORMAT_VERSION}")
+    for key in ("name", "workspace", "status"):
+        if info.get(key) is not None and not (isinstance(info[key], str) and len(info[key]) <= MAX_TEXT):
+            raise ApiError(400, f"run.json field {key!r} must be a string of at most {MAX_TEXT} characters")
+        if info.get(key) is not None:
+            names.check_name(info[key], f"run.json field {key!r}", max_length=MAX_TEXT, error=BadRequest)
+    check_json_text(info, "run.json")
+    return {**info, "run_id": run_id, "project": project, "format_version": FORMAT_VERSION}
+
+
+def parse_records(records) -> list[Record]:
+    """The body's ``records`` as record structs, each checked by :func:`check_record_text` (400)."""
+    if not isinstance(records, list):
+        raise ApiError(400, "body must be {\"records\": [record, ...]}")
+    try:
+        records = [from_builtins(record) for record in records]
+    except InvalidRecordError as exc:
+        raise ApiError(400, str(exc)) from None
+    for record in records:
+        check_record_text(record)
+    return records
+
+
+def select_batch(records: list, next_seq: int) -> tuple[list, int | None]:
+    """The records a batch adds: those at or past ``next_seq`` (duplicates dropped), in seq order,
+    up to the first gap; returns (them, the seq past the gap or None). A batch that starts past
+    ``next_seq`` is refused (409 with ``next_seq``) before anything is stored."""
+    pending, seen = [], set()
+    for record in sorted(records, key=lambda r: r.seq):
+        if record.seq >= next_seq and record.seq not in seen:
+            seen.add(record.seq)
+            pending.append(record)
+    contiguous = []
+    for i, record in enumerate(pending):
+        if record.seq != next_seq + i:
+            break
+        contiguous.append(record)
+    if pending and not contiguous:
+        raise ApiError(409, f"records start at seq {pending[0].seq}; the run expects seq {next_seq} next",
+                       next_seq=next_seq)
+    return contiguous, (pending[len(contiguous)].seq if len(contiguous) < len(pending) else None)
+
+
 def validate_record(record: Record, embedding_rows: dict[str, int]) -> list[tuple[object, int | None]]:
     """What a record's own schema cannot check: the embedding it refers to exists, and its
     arrays have that embedding's rows. Returns (blob reference, expected rows) per blob."""
@@ -562,13 +447,6 @@ def check_blob_content(path: Path, ref, rows: int | None) -> None:
         security.check_metadata_blob(path, rows)
     elif isinstance(ref, SpriteRef):
         security.check_png(path)
-
-
-def _unlink_quietly(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # -- text the server stores ------------------------------------------------------------------
@@ -606,7 +484,7 @@ def _note_received(run_dir: Path, appended: list) -> None:
     try:
         fd = os.open(run_dir / RECEIVED, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
         try:
-            _write_all(fd, memoryview(line.encode()))
+            write_all(fd, memoryview(line.encode()))
         finally:
             os.close(fd)
     except OSError as exc:  # the records are durable already; the receive log is a diagnostic
@@ -615,53 +493,6 @@ def _note_received(run_dir: Path, appended: list) -> None:
 
 
 # -- small file helpers ----------------------------------------------------------------------
-def _regular_size(path: Path) -> int:
-    """Size of a regular file, 0 when absent (a link or anything else counts as absent)."""
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
-    return st.st_size if stat.S_ISREG(st.st_mode) else 0
-
-
-def _known_length(length_file: Path) -> int | None:
-    """The Upload-Length an upload began with, or None (absent or unreadable: a new upload)."""
-    try:
-        fd = os.open(length_file, os.O_RDONLY | os.O_NOFOLLOW)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        text = fh.read(32).decode("ascii", "replace").strip()
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    try:
-        _write_all(fd, memoryview(data))
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(path)
-        raise
-    os.close(fd)
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    """Write every byte, continuing after short writes."""
-    view = view.cast("B")
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _cut_back(fh, offset: int) -> None:
-    """Drop what a failed chunk appended past ``offset``, then close."""
-    try:
-        os.ftruncate(fh.fileno(), offset)
-    finally:
-        fh.close()
-
-
 # -- garbage collection ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Garbage:
@@ -713,12 +544,12 @@ def collect_garbage(root: Path, max_age_s: float, *, apply: bool = True, now: fl
     now = time.time() if now is None else now
     found = []
     for path, st in _expired_files(root, max_age_s, now):
-        if path.suffix == ".length" and _regular_size(path.with_suffix(".part")) and \
+        if path.suffix == ".length" and regular_size(path.with_suffix(".part")) and \
                 now - os.lstat(path.with_suffix(".part")).st_mtime <= max_age_s:
             continue  # the upload's data is recent: keep the length it began with
         found.append(Garbage(str(path.relative_to(root)), st.st_size, now - st.st_mtime))
         if apply:
-            _unlink_quietly(path)
+            unlink_quietly(path)
     if apply and found:
         log.info("collected %d expired partial files (%d bytes) under %s", len(found),
                  sum(g.size for g in found), root)
@@ -742,12 +573,15 @@ class Collector:
 
     def _loop(self) -> None:
         while True:
-            try:
-                collect_garbage(self.store.root, self.max_age_s)
-            except OSError as exc:  # a failed pass is retried at the next interval
-                log.warning("garbage collection under %s failed: %s", self.store.root, exc)
+            self.collect_once()
             if self._stop.wait(self.interval):
                 return
+
+    def collect_once(self) -> None:
+        try:
+            collect_garbage(self.store.root, self.max_age_s)
+        except OSError as exc:  # a failed pass is retried at the next interval
+            log.warning("garbage collection under %s failed: %s", self.store.root, exc)
 
     def stop(self) -> None:
         self._stop.set()

@@ -45,3 +45,15 @@ def test_a_full_disk_answers_507_with_a_retry_after_header_even_unwrapped():
                                       "retry_after": 60}
     assert headers_for(body) == {"Retry-After": "60"}
     assert headers_for({"error": "no run"}) is None
+
+
+def test_a_lost_index_database_answers_503_to_retry_not_500():
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    import sqlite3
+
+    lost = sqlalchemy.exc.OperationalError("SELECT next_seq FROM runs", {}, ConnectionError("server closed"))
+    status, body = answer_for(lost, ROOT)
+    assert status == 503 and body["retry_after"] == 5 and "index database" in body["error"]
+    assert headers_for(body) == {"Retry-After": "5"}
+    assert answer_for(sqlite3.OperationalError("database is locked"), ROOT)[0] == 503
+    assert answer_for(sqlalchemy.exc.IntegrityError("INSERT", {}, ValueError()), ROOT) is None  # a bug stays a 500

@@ -35,9 +35,8 @@ def _upload(store, data: bytes, sha: str, pieces: int = 3) -> dict:
     step = -(-len(data) // pieces)
     result = None
     for offset in range(0, len(data), step):
-        fh = store.open_upload(RUN_ID, sha, offset, len(data))
-        fh.write(data[offset: offset + step])
-        result = store.finish_upload_chunk(RUN_ID, sha, fh, len(data))
+        chunk = data[offset: offset + step]
+        result = store.append_upload(RUN_ID, sha, offset, len(data), [chunk], hashlib.sha256(chunk).digest())
     return result
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RunFormatError
+from ..errors import BlobIntegrityError, RunFormatError
 from . import files, journal
 from .codecs import decode_metadata, load_npy
 from .format import READABLE_VERSIONS, RUN_JSON
@@ -138,7 +138,9 @@ class Embedding:
 
 
 class Run:
-    """A run directory as read from disk."""
+    """A run directory as read from disk (or, through :meth:`from_records`, from records held elsewhere)."""
+
+    _blob_file = None  # sha256 -> local Path, for a run built by from_records
 
     def __init__(self, run_dir):
         self.path = Path(run_dir)
@@ -155,13 +157,26 @@ class Run:
         self.records: list[Record] = sorted(journal.read_journal(self.path / "journal"), key=lambda r: r.seq)
         self._index()
 
+    @classmethod
+    def from_records(cls, info: dict, records, blob_path) -> Run:
+        """A run whose records and blobs live outside a run directory (the server's shared store):
+        ``info`` is its run.json, ``blob_path(sha256)`` returns a readable local file of the blob.
+        The same Embedding and Reduction readers work on it; ``path`` is None."""
+        run = cls.__new__(cls)
+        run.path = None
+        run.info = dict(info)
+        run.records = sorted(records, key=lambda r: r.seq)
+        run._blob_file = blob_path
+        run._index()
+        return run
+
     @property
     def run_id(self) -> str:
         return self.info["run_id"]
 
     @property
     def project(self) -> str:
-        return self.info.get("project", self.path.parent.name)
+        return self.info.get("project", self.path.parent.name if self.path is not None else None)
 
     @property
     def name(self) -> str | None:
@@ -223,6 +238,8 @@ class Run:
 
     def blob_path(self, sha256: str) -> Path:
         """The blob's file; a symbolic link on the way (``blobs``, ``blobs/ab``, the file) raises RunFormatError."""
+        if self._blob_file is not None:
+            return Path(self._blob_file(sha256))
         return files.refuse_links(self.path, files.blob_path(self.path, sha256))
 
     def blob_refs(self) -> list[str]:
@@ -232,7 +249,10 @@ class Run:
     def verify(self) -> None:
         """Re-hash every referenced blob; raise BlobIntegrityError on the first bad one."""
         for sha in dict.fromkeys(self.blob_refs()):
-            files.verify_blob(self.path, sha)
+            if self.path is not None:
+                files.verify_blob(self.path, sha)
+            elif files.hash_file(self.blob_path(sha)) != sha:
+                raise BlobIntegrityError(f"blob {sha} of run {self.run_id} does not hash to its name")
 
     def __repr__(self):
         return f"Run({self.project!r}/{self.run_id}, {len(self.embeddings)} embeddings)"

@@ -254,9 +254,10 @@ class HTTPBackend:
         self.transport.close()
 
     # -- resumable chunks ----------------------------------------------------------------
-    def upload_offset(self, run_id: str, sha256: str) -> tuple[int, bool]:
+    def upload_offset(self, run_id: str, sha256: str) -> tuple[int, bool, int]:
+        """(offset, complete, min_chunk): a server on S3 takes no chunk below 5 MiB but the last."""
         data = self.call("GET", f"/runs/{run_id}/uploads/{sha256}", kind="offset").json()
-        return int(data.get("offset", 0)), bool(data.get("complete", False))
+        return int(data.get("offset", 0)), bool(data.get("complete", False)), int(data.get("min_chunk", 0))
 
     def patch_upload(self, run_id: str, sha256: str, offset: int, length: int, chunk) -> tuple[int, bool, bool]:
         """Append ``chunk`` at ``offset`` with its checksum; return (server offset, complete, accepted).
@@ -274,7 +275,8 @@ class HTTPBackend:
 
     def _upload_chunked(self, run_id: str, sha256: str, path: Path, size: int, progress) -> None:
         """PATCH chunks from the server's offset until it commits the blob (resumes after any failure)."""
-        offset, complete = self.upload_offset(run_id, sha256)
+        offset, complete, min_chunk = self.upload_offset(run_id, sha256)
+        chunk_size = max(self.chunk_size, min_chunk)
         stalled = restarts = 0
         with open(path, "rb") as fh:
             while not complete:
@@ -287,15 +289,15 @@ class HTTPBackend:
                     # every byte is there but another request (a second uploader) is still verifying it
                     time.sleep(min(1.0, 0.02 * (stalled + 1)))
                     stalled += 1
-                    offset, complete = self.upload_offset(run_id, sha256)
+                    offset, complete, _ = self.upload_offset(run_id, sha256)
                     continue
-                chunk = os.pread(fh.fileno(), min(self.chunk_size, size - offset), offset)
+                chunk = os.pread(fh.fileno(), min(chunk_size, size - offset), offset)
                 try:
                     new_offset, complete, accepted = self.patch_upload(run_id, sha256, offset, size, chunk)
                 except ServerRejectedError as exc:
-                    if exc.status != 413 or self.chunk_size <= MIN_CHUNK:
+                    if exc.status != 413 or chunk_size <= max(MIN_CHUNK, min_chunk):
                         raise
-                    self.chunk_size = max(MIN_CHUNK, self.chunk_size // 2)
+                    chunk_size = self.chunk_size = max(MIN_CHUNK, min_chunk, chunk_size // 2)
                     continue
                 if accepted:
                     progress(new_offset - offset)
