@@ -171,7 +171,7 @@ def other(logged, dyn):
 
 def test_two_runs_side_by_side_share_hover_and_selection_by_row(probe, server, dyn, other):
     from urllib.parse import urlencode
-    q = {"a": dyn["run_id"], "b": other, "title": "hidden", "debug": "1"}
+    q = {"a": dyn["run_id"], "b": other, "title": "hidden", "color": "label", "debug": "1"}  # not agreement
     probe.page.goto(f"{server.url}/view?{urlencode(q)}")
     probe.wait("window.__compare && window.__compare.a.state === 'ready' && window.__compare.b.state === 'ready'", 60)
     assert probe.js("[window.__compare.a.embeddingId, window.__compare.b.n]") == [dyn["ids"][-1], N]

@@ -1,4 +1,7 @@
-// The HTTP API (/api/v1) as the viewer uses it: JSON for listings, raw float32 for arrays.
+// The HTTP API (/api/v1) as the viewer uses it: JSON for listings, raw float32 for arrays,
+// typed binary columns for metadata (columns.js); writes carry the API key once given (apikey.js).
+import { askForKey, authHeaders } from './apikey.js';
+import { decodeColumns, fetchBuffer } from './columns.js';
 
 export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -30,12 +33,33 @@ export async function getF32(path) {
   return { data, shape };
 }
 
-/** A write (PUT, POST, DELETE) with a JSON body; the JSON answer, or null for 204. */
+/**
+ * A write (PUT, POST, DELETE) with a JSON body; the JSON answer, or null for 204. A 401 (the
+ * server wants an API key) asks for the key and, once given, sends the write again.
+ */
 export async function sendJSON(method, path, body) {
-  const init = { method, headers: { Accept: 'application/json' } };
-  if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
-  const resp = await check(await fetch(BASE + path, init));
-  return resp.status === 204 ? null : resp.json();
+  for (;;) {
+    const init = { method, headers: { Accept: 'application/json', ...authHeaders() } };
+    if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
+    const resp = await fetch(BASE + path, init);
+    if (resp.status === 401 && await askForKey('This server needs an API key for changes.', !!init.headers.Authorization)) continue;
+    await check(resp);
+    return resp.status === 204 ? null : resp.json();
+  }
+}
+
+/** Metadata columns as typed arrays (columns.js): `names` (all when empty), with `red`'s own columns. */
+export async function getColumns(runId, embId, redId, names = []) {
+  const q = new URLSearchParams();
+  for (const name of names) q.append('name', name);
+  if (redId) q.set('reduction', redId);
+  const query = q.toString();
+  const path = `/runs/${enc(runId)}/embeddings/${enc(embId)}/columns${query ? `?${query}` : ''}`;
+  try {
+    return decodeColumns(await fetchBuffer(BASE + path));
+  } catch (err) {
+    throw err.status !== undefined ? new ApiError(err.status, err.message) : err;
+  }
 }
 
 export async function getBlob(path) {
@@ -49,6 +73,7 @@ export const api = {
   metrics: (id) => getJSON(`/runs/${enc(id)}/metrics`),
   embeddings: (id) => getJSON(`/runs/${enc(id)}/embeddings`),
   metadata: (id, e) => getJSON(`/runs/${enc(id)}/embeddings/${enc(e)}/metadata`),
+  columns: getColumns,
   coords: (id, r) => getF32(`/runs/${enc(id)}/reductions/${enc(r)}/coords`),
   reductionColumns: (id, r) => getJSON(`/runs/${enc(id)}/reductions/${enc(r)}/columns`),
   dynamics: (id, group) => getJSON(`/runs/${enc(id)}/dynamics?group=${enc(group)}`),

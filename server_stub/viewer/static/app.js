@@ -3,7 +3,7 @@
 //   /projects/{project}    its runs
 //   /runs/{run_id}         metric curves and embeddings
 //   /view?run=..&emb=..    the embedding view (state in the query string, see view.js)
-//   /view?a=..&b=..&title=..  two runs side by side, linked by row (compare.js)
+//   /view?a=..&b=..&title=..  two runs side by side, coloured by agreement, linked by sample (compare.js)
 import { api, enc } from './api.js';
 import { h, clear, fmtTime, fmtValue } from './dom.js';
 import { lineChart } from './charts.js';

@@ -41,15 +41,17 @@ export function isNumeric(column) {
 }
 
 /**
- * Fill `out` (Uint8Array n*4, alpha untouched) with the colours of `column`.
- * Returns the legend: {kind: 'categorical', items: [{value, color, count, indices?}]} or
+ * Fill `out` (Uint8Array n*4, alpha untouched) with the colours of `column` (numeric on
+ * `column.domain` [lo, hi] when it has one, else on its own min..max).
+ * Returns the legend: {kind: 'categorical', items: [{value, color, count}]} or
  * {kind: 'numeric', min, max}.
  */
 export function colorize(column, out) {
   const values = column.values, n = values.length;
   if (isNumeric(column)) {
     let lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < n; i++) { const v = values[i]; if (typeof v === 'number' && Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
+    if (column.domain) [lo, hi] = column.domain; // a fixed scale (agreement: 0..1), comparable across views
+    else for (let i = 0; i < n; i++) { const v = values[i]; if (typeof v === 'number' && Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
     const span = hi - lo || 1;
     for (let i = 0; i < n; i++) {
       const v = values[i];
@@ -58,27 +60,43 @@ export function colorize(column, out) {
     }
     return { kind: 'numeric', min: lo, max: hi };
   }
-  const counts = new Map();
-  const keys = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = cellText(values[i]);
-    keys[i] = k;
-    counts.set(k, (counts.get(k) || 0) + 1);
+  // each row's category as a slot: a dictionary column's code (columns.js: no text per row),
+  // else the first row with its text; slots of the same text share a colour and a count
+  let texts, slotOf;
+  if (column.codes && column.table) {
+    const codes = column.codes, miss = column.missing, none = column.table.length;
+    texts = [...column.table.map(cellText), ''];
+    slotOf = miss ? (i) => (miss[i] ? none : codes[i]) : (i) => codes[i];
+  } else {
+    const slots = new Map(), rows = new Int32Array(n);
+    texts = [];
+    for (let i = 0; i < n; i++) {
+      const k = cellText(values[i]);
+      let s = slots.get(k);
+      if (s === undefined) { s = texts.length; slots.set(k, s); texts.push(k); }
+      rows[i] = s;
+    }
+    slotOf = (i) => rows[i];
   }
+  const perSlot = new Float64Array(texts.length);
+  for (let i = 0; i < n; i++) perSlot[slotOf(i)]++;
+  const counts = new Map();
+  texts.forEach((k, s) => { if (perSlot[s]) counts.set(k, (counts.get(k) || 0) + perSlot[s]); });
   // the most frequent values get the palette (in natural order of their values, so a legend
   // of classes reads 0, 1, 2 in palette order); the rest share "other"
   const frequent = [...counts.entries()].sort((a, b) => b[1] - a[1] || naturalCompare(a[0], b[0]));
   const coloured = frequent.slice(0, PALETTE.length).sort((a, b) => naturalCompare(a[0], b[0]));
   const colorOf = new Map();
   coloured.forEach(([k], r) => colorOf.set(k, PALETTE[r]));
+  const slotColour = texts.map((k) => (k === '' ? MISSING : colorOf.get(k) || OTHER));
   for (let i = 0; i < n; i++) {
-    const c = keys[i] === '' ? MISSING : colorOf.get(keys[i]) || OTHER;
+    const c = slotColour[slotOf(i)];
     out[i * 4] = c[0]; out[i * 4 + 1] = c[1]; out[i * 4 + 2] = c[2];
   }
   const items = coloured.map(([value, count]) => ({ value, count, color: value === '' ? MISSING : colorOf.get(value) }));
   const rest = frequent.slice(PALETTE.length);
   if (rest.length) items.push({ value: null, label: `${rest.length} other values`, count: rest.reduce((s, e) => s + e[1], 0), color: OTHER });
-  return { kind: 'categorical', items, keys };
+  return { kind: 'categorical', items };
 }
 
 const COLLATOR = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });

@@ -38,6 +38,11 @@ export function topK(values, k, desc = true) {
   return top;
 }
 
+/** The label column: "label" (any case), else the first text column, else the first; null without columns. */
+export function labelColumn(cols) {
+  return cols.find((c) => c.name.toLowerCase() === 'label') || cols.find((c) => c.type === 'str') || cols[0] || null;
+}
+
 function isNumber(col) { return col && (col.type === 'int' || col.type === 'float'); }
 
 export class Colouring {
@@ -57,7 +62,7 @@ export class Colouring {
   onMetadata(first) {
     const view = this.view, el = view.el, params = view.params;
     const cols = this.columns = view.meta.columns;
-    this.labelCol = cols.find((c) => c.name.toLowerCase() === 'label') || cols.find((c) => c.type === 'str') || cols[0] || null;
+    this.labelCol = labelColumn(cols);
     const prevColor = first ? params.get('color') : this.colorBy;
     fill(el.colorSel, h('option', { value: '', text: '(none)' }), cols.map((c) => h('option', { value: c.name, text: `${c.name} (${c.type})` })));
     const colorName = cols.some((c) => c.name === prevColor) ? prevColor : (prevColor === '' ? '' : this.labelCol ? this.labelCol.name : '');
@@ -86,15 +91,18 @@ export class Colouring {
     const view = this.view, n = view.n;
     this.colorBy = name;
     const col = this.column(name);
-    if (!this.rgba || this.rgba.length !== n * 4) this.rgba = new Uint8Array(n * 4).fill(255);
+    if (!this.rgba || this.rgba.length !== n * 4) { this.rgba = new Uint8Array(n * 4).fill(255); this._coloured = null; }
     const rgba = this.rgba;
     const legend = clear(view.el.legend);
+    // the column the colours already hold (the first frame's, now joined by the other columns), unshaded: kept
+    const kept = col && col === this._coloured && !this.torn;
+    this._coloured = col;
     if (!col) {
       for (let i = 0; i < n; i++) { rgba[i * 4] = DEFAULT_RGB[0]; rgba[i * 4 + 1] = DEFAULT_RGB[1]; rgba[i * 4 + 2] = DEFAULT_RGB[2]; }
       this.legend = null;
       legend.classList.add('hidden');
     } else {
-      this.legend = colorize(col, rgba);
+      if (!kept) this.legend = colorize(col, rgba);
       legend.classList.remove('hidden');
       legend.append(h('div', { class: 'legend-title', text: col.name }));
       if (this.legend.kind === 'numeric') {

@@ -13,6 +13,9 @@ export function installDebugHooks(view) {
     get error() { return stats.error; },
     get firstFrameMs() { return stats.firstFrameMs; },
     get readyMs() { return stats.readyMs; },
+    /** The first frame drawn coloured, and when every metadata column reached hover card and search (ms since navigation). */
+    get colouredMs() { return stats.colouredMs; },
+    get usableMs() { return stats.usableMs; },
     get marks() { return stats.marks; },
     get spriteLoaded() { return !!stats.spriteLoaded; },
     get spriteFrameMs() { return stats.spriteFrameMs; },

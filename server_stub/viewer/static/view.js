@@ -17,7 +17,7 @@ import { Bookmarks, bookmarkHref } from './bookmarks.js';
 import { PointLabels } from './labels.js';
 import { Projector } from './projector.js';
 import { boundsOf } from './scatter.js';
-import { Colouring } from './colouring.js';
+import { Colouring, labelColumn } from './colouring.js';
 import { ViewData, displayPositions } from './data.js';
 import { installDebugHooks } from './debug.js';
 import { buildControls, buildLayout, buildSteps, defaultPointSize, fillEmbeddings, fillMethods, updateHeader } from './panel.js';
@@ -48,7 +48,7 @@ export class EmbeddingView {
     this.bookmarks = new Bookmarks(this);
     this.fitAll = params.get('fit') === 'all'; // one frame for every step, else each step is fitted
     this.disposed = false;
-    this.stats = { state: 'loading', firstFrameMs: null, readyMs: null }; // progress and timings
+    this.stats = { state: 'loading', firstFrameMs: null, colouredMs: null, usableMs: null, readyMs: null }; // progress and timings
     this._timers = {};
     installDebugHooks(this);
   }
@@ -104,27 +104,38 @@ export class EmbeddingView {
     const marks = this.stats.marks = { embeddings: performance.now() };
     this.status(`Loading ${this.n.toLocaleString()} points…`);
     const coordsP = this.data.coords(this.red);
-    // metadata is requested once the coordinates have arrived (a large JSON answer would
-    // otherwise hold up the binary coordinates that the first frame needs), and for large
-    // sets once the first frame is drawn: producing and parsing tens of megabytes of JSON
-    // competes for the same CPU as a software-rendered first frame
+    // the colour column comes with the coordinates, so the first frame is drawn coloured; the
+    // other columns are asked for once it has arrived. Metadata as JSON (?debug=1&meta=json, the
+    // benchmark's baseline) waits for the coordinates, and for large sets for the first frame:
+    // producing and parsing tens of megabytes of JSON competes with a software-rendered frame
+    const firstP = this.data.firstColumns(this.emb, this.red, this._firstColourNames());
     let firstFrameDone;
     const firstFrameP = new Promise((resolve) => { firstFrameDone = resolve; });
-    const metaP = (this.n > META_AFTER_FIRST_FRAME ? firstFrameP : coordsP).then(() => this.data.viewMetadata(this.emb, this.red));
+    const metaP = (firstP ? firstP.catch(() => null) : this.n > META_AFTER_FIRST_FRAME ? firstFrameP : coordsP)
+      .then(() => this.data.viewMetadata(this.emb, this.red));
     metaP.catch(() => {});
     const spriteP = this.loadSprite(this.emb, coordsP);
     updateHeader(this);
     buildControls(this);
     const coords = await coordsP;
     marks.coords = performance.now();
+    // the colour column (a fraction of the coordinates' bytes, usually in already) before the
+    // points are handed to the plot, so that no uncoloured frame is drawn in between
+    const first = firstP && await firstP.catch(() => null);
     if (this.disposed) return;
     this.scatter.setData(this._positions(coords), this.n, this.dims);
     this.applyFit(coords, coords, 0);
     this.applyPointSizes();
     marks.setData = performance.now();
+    if (first) { // coloured from the first frame; hover card and search have these columns only, for now
+      this.meta = first;
+      this.colouring.onMetadata(true);
+      marks.firstColumns = performance.now();
+    }
     // when thumbnails will show from the start, the first frame already draws them
     if (this.emb.sprite && this._spritesWanted()) await spriteP;
     this.stats.firstFrameMs = await this.scatter.nextFrameDone();
+    if (first) this.stats.colouredMs = this.stats.firstFrameMs;
     firstFrameDone();
     this.shownRed = this.red.id;
     this.status('');
@@ -132,6 +143,8 @@ export class EmbeddingView {
     marks.metadata = performance.now();
     if (this.disposed) return;
     this.colouring.onMetadata(true);
+    this.stats.usableMs = performance.now(); // every column in the hover card, search and filter
+    if (!first) this.scatter.nextFrameDone().then((t) => { this.stats.colouredMs = t; });
     await this.dynamics.load();
     if (this.fitAll) await this.setFitAll(true);
     this.url.restore();
@@ -140,6 +153,14 @@ export class EmbeddingView {
     this.stats.state = 'ready';
     await spriteP;
     if (this.timeline.length > 1) setTimeout(() => this.steps.prefetch(), 50);
+  }
+
+  /** The column the first frame is coloured by: the URL's `color`, else the label column of the listing. */
+  _firstColourNames() {
+    const asked = this.params.get('color');
+    if (asked !== null) return asked ? [asked] : [];
+    const col = labelColumn(this.emb.columns || []);
+    return col ? [col.name] : [];
   }
 
   /**
