@@ -191,6 +191,10 @@ log to syslog = false
 mon data = $DIR/mon/\$cluster-\$id
 osd data = $DIR/osd/\$cluster-\$id
 rgw data = $DIR/rgw/\$cluster-\$id
+# deleted objects free their space at once (the default waits two hours): repeated test runs on
+# one services instance would otherwise fill the 10 GiB OSD
+rgw gc obj min wait = 0
+rgw gc processor period = 10
 # one OSD: one copy, few placement groups, no warning for a small disk
 osd pool default size = 1
 osd pool default min size = 1

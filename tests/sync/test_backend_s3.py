@@ -47,3 +47,12 @@ class TestS3Backend(BackendContract):
             monkeypatch.setenv(name, os.environ.get(name, ""))  # restored after the test
         return make_destination({"uri": s3_service.uri(s3_prefix), "key": s3_service.access_key,
                                  "secret": s3_service.secret_key})
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "4"])
+def test_parallel_parts_must_be_a_positive_int_named_in_the_error(bad):
+    pytest.importorskip("boto3")
+    from tracker_sdk.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=rf"parallel_parts must be a positive int; got {bad!r}"):
+        S3Backend("s3://bucket/prefix?endpoint_url=http://127.0.0.1:9", parallel_parts=bad)

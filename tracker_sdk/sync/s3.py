@@ -20,6 +20,7 @@ usual AWS variables or files (never from the URL). Needs ``boto3`` (``tracker_sd
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from ..runformat.names import check_hex_id, check_sha256
 MIN_PART = 5 << 20  # S3's smallest part (all but the last)
 DEFAULT_PART = 8 << 20
 DEFAULT_MULTIPART_THRESHOLD = 64 << 20
+DEFAULT_PARALLEL_PARTS = 4  # parts of one blob in flight at once (boto3's transfer manager sends 10)
 _RANGE = re.compile(r"^(\d{12})-(\d{12})\.msgpack$")
 
 
@@ -77,18 +79,24 @@ class S3Backend:
         Bytes per multipart part (at least 5 MiB).
     chunk_threshold : int
         Blobs above this size go up in parts and resume after a crash.
+    parallel_parts : int
+        Parts of one blob sent at once.
     client : botocore S3 client, optional
         Used as given (tests, custom sessions); otherwise one is made with path-style
         addressing, bounded timeouts and the standard retry mode.
     """
 
     def __init__(self, uri: str, *, api_key: str | None = None, chunk_size: int = DEFAULT_PART,
-                 chunk_threshold: int = DEFAULT_MULTIPART_THRESHOLD, client=None):
+                 chunk_threshold: int = DEFAULT_MULTIPART_THRESHOLD, parallel_parts: int = DEFAULT_PARALLEL_PARTS,
+                 client=None):
         self.bucket, self.prefix, options = parse_s3_uri(uri)
         if chunk_size < MIN_PART:
             raise InvalidArgumentError(f"chunk_size must be at least {MIN_PART} bytes (S3's smallest part); "
                                        f"got {chunk_size}")
+        if isinstance(parallel_parts, bool) or not isinstance(parallel_parts, int) or parallel_parts < 1:
+            raise InvalidArgumentError(f"parallel_parts must be a positive int; got {parallel_parts!r}")
         self.part_size = int(chunk_size)
+        self.parallel_parts = parallel_parts
         self.multipart_threshold = max(int(chunk_threshold), self.part_size)
         endpoint = options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL")
         self.url = f"s3://{self.bucket}/{self.prefix}" + (f"?endpoint_url={endpoint}" if endpoint else "")
@@ -249,25 +257,29 @@ class S3Backend:
         return created["UploadId"], {}
 
     def _put_multipart(self, sha256: str, path: Path, size: int, progress) -> None:
+        """Parts go up ``parallel_parts`` at a time, each read, MD5-summed and sent by its own thread
+        (hashlib and sockets release the GIL), so memory stays at parallel_parts x part size. The
+        blob's sha256 was checked by the uploader before it called; Content-MD5 guards each part."""
         key = self.blob_key(sha256)
         upload_id, stored = self._open_upload(key)
-        digest = hashlib.sha256()
-        done = []
-        with open(path, "rb") as fh:
-            for number, offset in enumerate(range(0, size, self.part_size), start=1):
-                chunk = os.pread(fh.fileno(), min(self.part_size, size - offset), offset)
-                digest.update(chunk)
-                kept = stored.get(number)
-                if kept is not None and kept["Size"] == len(chunk) and kept["ETag"].strip('"') == hashlib.md5(chunk).hexdigest():
-                    done.append({"PartNumber": number, "ETag": kept["ETag"]})  # uploaded before a crash
-                    continue
-                answer = self._call("PUT part", self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                    PartNumber=number, Body=chunk, ContentMD5=_md5(chunk))
-                done.append({"PartNumber": number, "ETag": answer["ETag"]})
-                progress(len(chunk))
-        if digest.hexdigest() != sha256:
-            self._call("ABORT upload", self.client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=upload_id)
-            raise BlobIntegrityError(f"local blob {path} hashes to {digest.hexdigest()}, not to its name {sha256}")
+        fd = os.open(path, os.O_RDONLY)
+
+        def send(number: int, offset: int) -> dict:
+            chunk = os.pread(fd, min(self.part_size, size - offset), offset)
+            md5 = hashlib.md5(chunk)
+            kept = stored.get(number)
+            if kept is not None and kept["Size"] == len(chunk) and kept["ETag"].strip('"') == md5.hexdigest():
+                return {"PartNumber": number, "ETag": kept["ETag"]}  # uploaded before a crash
+            answer = self._call("PUT part", self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                PartNumber=number, Body=chunk, ContentMD5=base64.b64encode(md5.digest()).decode())
+            progress(len(chunk))
+            return {"PartNumber": number, "ETag": answer["ETag"]}
+
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.parallel_parts, thread_name_prefix="tracker-s3-part") as pool:
+                done = list(pool.map(send, *zip(*enumerate(range(0, size, self.part_size), start=1))))
+        finally:
+            os.close(fd)
         self._call("COMPLETE upload", self.client.complete_multipart_upload, Bucket=self.bucket, Key=key,
                    UploadId=upload_id, MultipartUpload={"Parts": done})
         head = self._call("HEAD blob", self.client.head_object, Bucket=self.bucket, Key=key)
