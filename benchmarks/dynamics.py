@@ -7,9 +7,11 @@
 Each step holds the same rows (50 classes drifting apart over the steps); a 2-D PCA of each
 step stands in for the layout. The timed call is what a group analysis costs: per step the
 k-NN graph of the vectors and of the layout, per-point trustworthiness and continuity, the
-class separation and silhouette; the k-NN Jaccard of consecutive steps; the step x step CKA
-matrix (``step_dynamics``); then the Procrustes alignment of the layouts with their
-stability (``align_steps``). A breakdown times the pieces on one step. The growth cases run
+class separation and exact silhouette (the vectors' graph, ranks and class distance sums come
+from one pass over the distance rows); the k-NN Jaccard of consecutive steps; the step x step
+CKA matrix (``step_dynamics``); then the Procrustes alignment of the layouts with their
+stability (``align_steps``). A breakdown times the pieces of one step on one thread, as
+``step_dynamics`` runs them (steps side by side, one per core). The growth cases run
 fewer steps (stated) and compare the cost per step. Each case runs once by default (``--repeat``
 for more; no warm-up: nothing is compiled) and records its CPU seconds next to the wall time,
 as the machine is shared and CPU seconds tell the cost apart from waiting.
@@ -74,8 +76,11 @@ def run_case(bench: Bench, n: int, dim: int, steps: int, k: int, breakdown: bool
         "mean_stability": round(float(np.nanmean(aligned.stability)), 4),
     })
     print(f"  per step {median / steps:.2f} s wall, CPU {np.median(cpu):.1f} s in all", flush=True)
-    if breakdown:
+    if breakdown:  # one step as step_dynamics runs it: one thread, BLAS included
         x, y = run[-1], layouts[-1]
+        z = dynamics._for_ranks(x, "euclidean")
+        codes, _, names = dynamics._label_codes(list(labels))
+        one_hot = dynamics._one_hot(codes, len(names))
         phases = {}
 
         def timed(label, fn):
@@ -84,14 +89,16 @@ def run_case(bench: Bench, n: int, dim: int, steps: int, k: int, breakdown: bool
             phases[label] = round(time.perf_counter() - start, 3)
             return value
 
-        graph_x = timed("knn_graph vectors", lambda: knn_graph(x, k))
-        graph_y = timed("knn_graph layout", lambda: knn_graph(y, k))
-        timed("trust + continuity ranks", lambda: dynamics.trust_scores(x, y, k, vector_neighbors=graph_x,
-                                                                        coord_neighbors=graph_y))
-        timed("class separation + silhouette", lambda: dynamics.class_separation(x, labels))
-        timed("knn_jaccard incl. one more graph", lambda: dynamics.graph_jaccard(graph_x[0], knn_graph(run[-2], k)[0]))
-        timed(f"cka_matrix {steps} x {steps}", lambda: dynamics.cka_matrix(run))
-        bench.note(f"one step of {n:,} x {dim}, wall s", phases)
+        with dynamics.one_blas_thread():
+            graph_y = timed("knn_graph layout (KD-tree)", lambda: knn_graph(y, k))
+            _, graph_x, sums = timed("vectors' graph + trust/continuity ranks + class distance sums",
+                                     lambda: dynamics._trust(z, y, k, "auto", None, graph_y, 0, 1, one_hot))
+            timed("separation + silhouette from the sums",
+                  lambda: dynamics._separation(z.astype(np.float64), list(labels), sums=sums))
+            other = timed("knn_graph vectors alone (a step without layout)", lambda: knn_graph(run[-2], k)[0])
+            timed("knn_jaccard of two graphs", lambda: dynamics.graph_jaccard(graph_x, other))
+            timed(f"cka_matrix {steps} x {steps}", lambda: dynamics.cka_matrix(run))
+        bench.note(f"one step of {n:,} x {dim}, one thread, wall s", phases)
         for label, value in phases.items():
             print(f"    {label}: {value:.2f} s", flush=True)
     return case

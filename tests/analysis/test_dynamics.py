@@ -289,6 +289,47 @@ def test_class_separation_measures_centroid_gap_in_units_of_spread():
         dynamics.class_separation(x, labels[:5])
 
 
+def test_silhouette_is_exact_over_every_row_and_equals_sklearn():
+    # 2,600 rows (more than the 2,000 once sampled), several blocks of rows, a class of one row
+    rng = np.random.default_rng(30)
+    labels = rng.integers(0, 6, 2600)
+    labels[17] = 9
+    x = 3.0 * rng.standard_normal((6, 8))[np.minimum(labels, 5)] + rng.standard_normal((2600, 8))
+    expected = silhouette_samples(x, labels)
+    result = dynamics.class_separation(x, labels.tolist())
+    per_class = [expected[labels == c].mean() for c in result.classes]
+    np.testing.assert_allclose(result.silhouette, per_class, atol=1e-5)  # float32-centred rows
+    assert result.silhouette[result.classes.index(9)] == 0.0  # alone in its class, as scikit-learn
+    sampled = dynamics.class_separation(x, labels.tolist(), max_samples=500)
+    assert np.abs(sampled.silhouette - result.silhouette)[np.isfinite(sampled.silhouette)].max() > 1e-6
+    with pytest.raises(InvalidArgumentError, match="max_samples must be an integer of at least 2 or None; got 1"):
+        dynamics.class_separation(x, labels.tolist(), max_samples=1)
+
+
+def test_step_dynamics_takes_graph_and_silhouette_from_the_rank_pass(monkeypatch):
+    # with layouts, one pass over each step's distance rows gives the graph, the ranks and the
+    # class sums: the same graph as knn_graph, the same trust as trust_scores, the same silhouette
+    # as class_separation (here in blocks of 37 rows on 3 threads, as the benchmark's steps are)
+    steps, _, cluster = _planted_change()
+    steps = steps[3:6]
+    layouts = [x[:, :2] for x in steps]
+    monkeypatch.setattr(dynamics, "_BLOCK_ENTRIES", 37 * 500)
+    result = dynamics.step_dynamics(steps, k=10, labels=cluster, layouts=layouts, n_jobs=3, quiet=True)
+    one_rank = 2.0 / (10 * (2 * 500 - 3 * 10 - 1))  # a point's score moves this much per rank
+    for s, x in enumerate(steps):
+        alone = dynamics.trust_scores(x, layouts[s], k=10, n_jobs=1)
+        for ours, theirs in ((result.trust[s].trust_point, alone.trust_point),
+                             (result.trust[s].continuity_point, alone.continuity_point)):
+            # BLAS on one thread or two rounds the last float32 digit differently: a near-tie may move one rank
+            assert np.abs(ours - theirs).max() <= one_rank + 1e-12 and (ours != theirs).mean() < 0.01
+        separation = dynamics.class_separation(x, cluster)
+        np.testing.assert_allclose(result.silhouette[s], separation.silhouette, atol=1e-5)
+        np.testing.assert_allclose(result.separation[s], separation.separation, rtol=1e-9)
+    for s in range(2):
+        np.testing.assert_array_equal(result.jaccard[s], dynamics.knn_jaccard(steps[s], steps[s + 1], k=10))
+    np.testing.assert_array_equal(np.sort(result.changed_most(1, top=50)), _planted_change()[1])
+
+
 # --------------------------------------------------------------------------- aligned fits
 
 def test_procrustes_recovers_a_rotated_reflected_scaled_copy():
@@ -367,3 +408,9 @@ def test_compare_joins_runs_on_ids():
         dynamics.compare(x, x, ids_a=np.arange(len(x)))
     with pytest.raises(InvalidArgumentError, match="emb_b has 10 rows but emb_a has 1797; join them on a sample id"):
         dynamics.compare(x, x[:10])
+
+
+def test_the_silhouette_is_exact_up_to_exact_rows_and_a_stated_sample_beyond():
+    assert dynamics.silhouette_rows(dynamics.EXACT_ROWS) == dynamics.EXACT_ROWS
+    assert dynamics.silhouette_rows(dynamics.EXACT_ROWS + 1) == dynamics.SILHOUETTE_BEYOND_EXACT
+    assert dynamics.silhouette_rows(500, max_samples=200) == 200 and dynamics.silhouette_rows(50, max_samples=200) == 50

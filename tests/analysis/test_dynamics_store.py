@@ -57,6 +57,7 @@ def test_planted_move_is_the_lowest_knn_jaccard_at_its_step_only(planted_run):
     record = run.dynamics("g")
     assert record == result.record and record.steps == [0, 1, 2, 3] and record.k_neighbors == 10
     assert record.embedding_ids == [e.id for e in embs] and record.n_shared == N
+    assert record.silhouette_rows == N  # exact: every row (a seeded sample only past EXACT_ROWS)
     assert set(record.changes[1].changed_most) <= set(threes) and len(record.changes[1].changed_most) == 10
     assert [c.mean for c in (record.changes[0], record.changes[2])] == [1.0, 1.0] and record.changes[1].mean < 1.0
     cka = np.array(record.cka)

@@ -22,7 +22,7 @@ def _brute(x, k, metric):
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 @pytest.mark.parametrize("n, block", [(301, 64), (257, 300), (700, 128)])
 def test_exact_graph_matches_brute_force(metric, n, block):
-    # Blocks smaller than n (with a ragged last one) exercise both halves of each block product.
+    # Blocks smaller than n (with a ragged last one) exercise the block boundaries of the distance rows.
     x = np.random.default_rng(n).standard_normal((n, 12)).astype(np.float32)
     idx, dist = knn_graph(x, 7, metric, block=block)
     ref_idx, ref_dist = _brute(x, 7, metric)

@@ -12,32 +12,44 @@ Pure functions on arrays, independent of storage, in four groups:
 - run-to-run comparison on the same inputs: :func:`compare`.
 
 Every neighbour graph comes from :func:`tracker_sdk.analysis.neighbors.knn_graph` (exact up
-to its limit, approximate beyond), single-point queries from ``exact_knn``.
+to its limit, approximate beyond), single-point queries from ``exact_knn``; where exact ranks
+are computed, the vectors' graph is selected from the same distance rows by the same rule
+(``neighbors.smallest``), so it equals knn_graph's without a second pass.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._progress import Progress
-from ..errors import InvalidArgumentError, MissingDependencyError
-from .neighbors import METHODS, exact_knn, knn_graph
+from ..errors import InvalidArgumentError
+from .neighbors import (
+    METHODS,
+    centred,
+    distance_factors,
+    exact_knn,
+    knn_graph,
+    neighbor_distances,
+    smallest,
+)
 from .scores import _code_names, _codes
 
 #: ranks are exact up to this many rows; beyond, they are estimated from a sample of reference rows
 EXACT_ROWS = 100_000
 #: reference rows sampled per point when ranks are estimated
 APPROX_REFERENCE = 2048
+#: beyond EXACT_ROWS rows the silhouette is computed on a seeded sample of this many rows
+SILHOUETTE_BEYOND_EXACT = 10_000
 #: features per stacked product in cka_matrix (its float32 product matrix stays under 64 MiB)
 CKA_STACK_FEATURES = 4096
-#: silhouette is computed on at most this many rows (a seeded sample), as it costs n^2
-SILHOUETTE_SAMPLES = 2000
-# float32 entries of one block of distances (64 MiB)
-_BLOCK_ENTRIES = 1 << 24
+# float32 entries of one block of distances (16 MiB: blocks this size are reused by the allocator)
+_BLOCK_ENTRIES = 1 << 22
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -161,22 +173,43 @@ def trust_scores(vectors, coords, k: int = 10, *, metric: str = "euclidean", met
     _same_rows(x, y, "vectors", "coords")
     k = _check_k(k, x.shape[0])
     method = _check_method(method)
+    return _trust(_for_ranks(x, metric), y, k, method, vector_neighbors, coord_neighbors, random_state,
+                  (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs)))[0]
+
+
+def _trust(x: np.ndarray, y: np.ndarray, k: int, method: str, vector_neighbors, coord_neighbors, random_state,
+           n_jobs: int, one_hot: np.ndarray | None = None) -> tuple[TrustScores, np.ndarray, np.ndarray | None]:
+    """:func:`trust_scores` on checked input, ``x`` already in ranking space; also returns the vectors' k-NN graph
+    and, given ``one_hot`` classes, each row's summed distance to each class (None on the estimated path).
+
+    Exact ranks need every row's distances to all rows anyway, so without ``vector_neighbors``
+    the vectors' graph (and the silhouette's sums) come from the same rows instead of separate passes.
+    """
     n = x.shape[0]
     exact = method == "exact" or (method == "auto" and n <= EXACT_ROWS)
-    x, y = _for_ranks(x, metric), _for_ranks(y, "euclidean")
+    y = _for_ranks(y, "euclidean")
     # beyond EXACT_ROWS the graphs are approximate too: knn_graph's own limit (n^2 * d) would
     # search a 2-D layout exactly far past the point where that takes hours
     graph_method = "approximate" if method == "auto" and not exact else method
-    ix = _neighbors(x, k, "euclidean", graph_method, vector_neighbors, "vector_neighbors")
     iy = _neighbors(y, k, "euclidean", graph_method, coord_neighbors, "coord_neighbors")
     scale = 2.0 / (k * (2.0 * n - 3.0 * k - 1.0))
-    n_jobs = (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
-    trust = 1.0 - scale * _rank_penalty(x, iy, ~_membership(iy, ix), k, exact, random_state, n_jobs)
-    cont = 1.0 - scale * _rank_penalty(y, ix, ~_membership(ix, iy), k, exact, random_state, n_jobs)
+    if exact:
+        ix = None if vector_neighbors is None else _neighbors(x, k, "euclidean", method, vector_neighbors,
+                                                               "vector_neighbors")
+        trust_penalty, found, sums = _exact_penalty(x, iy, k, ix, n_jobs, one_hot)
+        if ix is None:
+            ix = neighbor_distances(x, found, "euclidean")[0]
+        cont_penalty = _exact_penalty(y, ix, k, iy, n_jobs)[0]
+    else:
+        sums = None
+        ix = _neighbors(x, k, "euclidean", graph_method, vector_neighbors, "vector_neighbors")
+        trust_penalty = _estimated_penalty(x, iy, ~_membership(iy, ix), k, random_state, n_jobs)
+        cont_penalty = _estimated_penalty(y, ix, ~_membership(ix, iy), k, random_state, n_jobs)
+    trust, cont = 1.0 - scale * trust_penalty, 1.0 - scale * cont_penalty
     if not exact:  # estimated ranks can overshoot the largest penalty
         np.clip(trust, 0.0, 1.0, out=trust)
         np.clip(cont, 0.0, 1.0, out=cont)
-    return TrustScores(trust, cont, float(trust.mean()), float(cont.mean()), k, exact)
+    return TrustScores(trust, cont, float(trust.mean()), float(cont.mean()), k, exact), ix, sums
 
 
 def point_trustworthiness(vectors, coords, k: int = 10, **options) -> np.ndarray:
@@ -198,28 +231,94 @@ def _for_ranks(x: np.ndarray, metric: str) -> np.ndarray:
     return (x - x.mean(axis=0, dtype=np.float64)).astype(np.float32)
 
 
-def _rank_penalty(z: np.ndarray, other: np.ndarray, false: np.ndarray, k: int, exact: bool,
-                  random_state, n_jobs: int) -> np.ndarray:
-    """Per row: sum over its flagged neighbours j (from the other space) of (rank of j in z) - k.
+def _in_threads(work, starts, n_jobs: int) -> None:
+    """``work(start)`` for every start, on ``n_jobs`` threads (numpy's sorts and products release the GIL).
 
-    Ranks count the rows strictly closer in z (1 = nearest). Exact: every row's squared
-    distances to all rows, one block of rows at a time, sorted, then searched for the flagged
-    neighbours' distances. Estimated: the same against a seeded sample of reference rows,
-    the count scaled to all rows. A flagged neighbour is by definition outside the k nearest,
-    so its rank is at least k + 1 (float ties cannot make it cost less than 1).
+    With several threads BLAS runs one thread each: the products are small, and threads of
+    threads only wait for each other on a shared machine.
     """
+    starts = list(starts)
+    if n_jobs <= 1 or len(starts) <= 1:
+        for start in starts:
+            work(start)
+        return
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        list(pool.map(work, starts))
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread (threadpoolctl, which scikit-learn brings); no-op without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _exact_penalty(z: np.ndarray, other: np.ndarray, k: int, own: np.ndarray | None, n_jobs: int,
+                   one_hot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Per row: the sum over its flagged neighbours j of (rank of j in z) - k, exactly; z's k-NN graph; class sums.
+
+    ``other`` holds each row's k neighbours in the other space; j is flagged when it is not
+    among the row's own k nearest in z (``own``; found here from the same rows when None and
+    returned, unordered). A rank counts the rows strictly closer in z, plus one: every row's
+    squared distances to all rows come from one product per block of rows, are sorted once,
+    and the flagged neighbours' distances are searched in them. A flagged neighbour is by
+    definition outside the k nearest, so its rank is at least k + 1 (float ties cannot make it
+    cost less than 1). With ``own`` None and ``one_hot`` classes, each row's summed distance to
+    each class comes from the same rows too (:func:`_add_distance_sums`).
+    """
+    n = z.shape[0]
+    penalty = np.zeros(n, dtype=np.float64)
+    find = own is None
+    sums = np.empty((n, one_hot.shape[1])) if find and one_hot is not None else None
+    if find:
+        own = np.empty((n, k), dtype=np.int64)
+    # every row, in the same blocks whether or not the graph is given: a product's last digits
+    # can depend on the block, and with tied distances (integer pixels) that moves a rank
+    left, right = distance_factors(centred(z))  # as knn_graph does: the graph found here is knn_graph's
+    block = max(1, min(n, _BLOCK_ENTRIES // n))
+    buffers = threading.local()  # per thread, reused: fresh large arrays cost page faults every block
+
+    def one_block(start: int) -> None:
+        rows = np.arange(start, min(start + block, n))
+        if not hasattr(buffers, "d"):
+            buffers.d, buffers.ordered = np.empty((2, block, n), dtype=np.float32)
+        d, ordered = buffers.d[:rows.size], buffers.ordered[:rows.size]
+        np.matmul(left[rows], right, out=d)
+        if sums is not None:
+            np.copyto(ordered, d)
+            _add_distance_sums(ordered, rows, one_hot, sums)
+        d[np.arange(rows.size), rows] = np.inf  # a row is not its own neighbour
+        cols = other[rows]
+        thresholds = np.take_along_axis(d, cols, axis=1)
+        if find:  # the unsorted rows are needed to find the neighbours' columns
+            np.copyto(ordered, d)
+            ordered.sort(axis=1)
+            own[rows] = smallest(d, k, ordered[:, k - 1])
+        else:
+            ordered = d
+            ordered.sort(axis=1)
+        false = ~_membership(cols, own[rows])
+        counts = _count_below(ordered, thresholds).astype(np.float64)
+        ranks = np.maximum(1.0 + counts, k + 1.0)
+        penalty[rows] = ((ranks - k) * false).sum(axis=1)
+
+    _in_threads(one_block, range(0, n, block), n_jobs)
+    return penalty, own if find else None, sums
+
+
+def _estimated_penalty(z: np.ndarray, other: np.ndarray, false: np.ndarray, k: int, random_state,
+                       n_jobs: int) -> np.ndarray:
+    """:func:`_exact_penalty` with ranks estimated from a seeded sample of reference rows, scaled to all rows."""
     n = z.shape[0]
     penalty = np.zeros(n, dtype=np.float64)
     rows_needed = np.flatnonzero(false.any(axis=1))
     if rows_needed.size == 0:
         return penalty
-    if exact:
-        ref = np.arange(n)
-    else:
-        ref = np.sort(np.random.default_rng(random_state).choice(n, size=min(n, APPROX_REFERENCE), replace=False))
+    ref = np.sort(np.random.default_rng(random_state).choice(n, size=min(n, APPROX_REFERENCE), replace=False))
     sq = np.einsum("ij,ij->i", z, z)
     ones = np.ones((n, 1), dtype=np.float32)
-    # [z, |z|^2, 1] . [-2z', 1, |z'|^2] = |z - z'|^2 in one product
     left = np.hstack([z, sq[:, None], ones])
     right = np.hstack([-2.0 * z[ref], ones[ref], sq[ref, None]])
     ref_pos = np.full(n, -1, dtype=np.int64)
@@ -231,28 +330,18 @@ def _rank_penalty(z: np.ndarray, other: np.ndarray, false: np.ndarray, k: int, e
         local = np.arange(rows.size)
         d = left[rows] @ right.T
         cols = other[rows]
-        if exact:
-            thresholds = np.take_along_axis(d, cols, axis=1)
-        else:
-            right_cols = np.concatenate([-2.0 * z[cols], ones[cols], sq[cols][..., None]], axis=2)
-            thresholds = (left[rows][:, None, :] * right_cols).sum(axis=2)
+        right_cols = np.concatenate([-2.0 * z[cols], ones[cols], sq[cols][..., None]], axis=2)
+        thresholds = (left[rows][:, None, :] * right_cols).sum(axis=2)
         own = ref_pos[rows]
         inside = own >= 0
         d[local[inside], own[inside]] = np.inf  # a row is not its own neighbour
         d.sort(axis=1)
         counts = _count_below(d, thresholds).astype(np.float64)
-        if not exact:
-            counts *= (n - 1) / (ref.size - inside.astype(np.float64))[:, None]
+        counts *= (n - 1) / (ref.size - inside.astype(np.float64))[:, None]
         ranks = np.maximum(1.0 + counts, k + 1.0)
         penalty[rows] = ((ranks - k) * false[rows]).sum(axis=1)
 
-    starts = range(0, rows_needed.size, block)
-    if n_jobs > 1 and len(starts) > 1:  # sorting is single-threaded and releases the GIL
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            list(pool.map(one_block, starts))
-    else:
-        for start in starts:
-            one_block(start)
+    _in_threads(one_block, range(0, rows_needed.size, block), n_jobs)
     return penalty
 
 
@@ -448,7 +537,8 @@ class ClassSeparation:
     nearest : list
         The nearest other class of each class.
     silhouette : ndarray, shape (n_classes,)
-        Mean silhouette of the class's points (on a seeded sample beyond ``SILHOUETTE_SAMPLES`` rows).
+        Mean silhouette of the class's points (every point's mean distance to every class; on a
+        seeded sample beyond ``EXACT_ROWS`` rows or when ``max_samples`` asks).
     """
 
     classes: list
@@ -458,7 +548,7 @@ class ClassSeparation:
     silhouette: np.ndarray
 
 
-def class_separation(vectors, labels, *, metric: str = "euclidean", max_samples: int = SILHOUETTE_SAMPLES,
+def class_separation(vectors, labels, *, metric: str = "euclidean", max_samples: int | None = None,
                      random_state: int | None = 0) -> ClassSeparation:
     """Per class: centroid separation and silhouette in the original space.
 
@@ -470,33 +560,101 @@ def class_separation(vectors, labels, *, metric: str = "euclidean", max_samples:
     metric : {"euclidean", "cosine"}
         For cosine, both measures use the rows scaled to unit length (euclidean distance
         between unit vectors orders pairs as cosine distance does).
-    max_samples : int
-        Silhouette costs n^2; beyond this many rows it is computed on a seeded sample.
+    max_samples : int, optional
+        Compute the silhouette on a seeded sample of this many rows; by default on every row
+        (exact, from blocks of rows: time n^2, memory one block) up to ``EXACT_ROWS`` rows, and on
+        a sample of ``SILHOUETTE_BEYOND_EXACT`` beyond.
     random_state : int or None
+        Seed of the sample.
 
     Returns
     -------
     ClassSeparation
     """
-    try:
-        from scipy import sparse
-        from sklearn.metrics import silhouette_samples
-    except ImportError:
-        raise MissingDependencyError("scikit-learn", "reduce", "class separation and silhouette") from None
-
     x = _for_ranks(_matrix(vectors, "vectors"), metric).astype(np.float64)
     labels = list(labels)
     if len(labels) != x.shape[0]:
         raise InvalidArgumentError(f"labels has {len(labels)} rows but vectors has {x.shape[0]}")
+    if max_samples is not None and (not isinstance(max_samples, (int, np.integer)) or isinstance(max_samples, bool)
+                                    or max_samples < 2):
+        raise InvalidArgumentError(f"max_samples must be an integer of at least 2 or None; got {max_samples!r}")
+    return _separation(x, labels, max_samples=max_samples, random_state=random_state)
+
+
+def _label_codes(labels: list) -> tuple[np.ndarray, np.ndarray, dict]:
     codes, present = _codes(labels)
     names = _code_names(labels, codes)
-    c = len(names)
-    if c < 2:
+    if len(names) < 2:
         raise InvalidArgumentError(f"labels must hold at least two classes to separate; got {list(names.values())}")
+    return codes, present, names
+
+
+def _one_hot(codes: np.ndarray, classes: int, dtype=np.float32) -> np.ndarray:
+    """(n, classes) indicator of each row's class; rows without a class (code -1) are all zero."""
+    out = np.zeros((codes.size, classes), dtype=dtype)
+    present = codes >= 0
+    out[np.flatnonzero(present), codes[present]] = 1
+    return out
+
+
+def _class_distance_sums(x: np.ndarray, codes: np.ndarray, classes: int) -> np.ndarray:
+    """(n, classes): each row's summed euclidean distance to the rows of each class, a block of rows at a time."""
+    n = x.shape[0]
+    left, right = distance_factors(x)
+    one_hot = _one_hot(codes, classes, x.dtype)
+    sums = np.empty((n, classes))
+    block = max(1, _BLOCK_ENTRIES // n)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        d = left[rows] @ right
+        _add_distance_sums(d, rows, one_hot, sums)
+    return sums
+
+
+def _add_distance_sums(squared: np.ndarray, rows: np.ndarray, one_hot: np.ndarray, sums: np.ndarray) -> None:
+    """``sums[rows]`` from the rows' squared distances to all rows (overwritten with the distances)."""
+    np.maximum(squared, 0.0, out=squared)
+    squared[np.arange(rows.size), rows] = 0.0
+    np.sqrt(squared, out=squared)
+    sums[rows] = squared @ one_hot
+
+
+def silhouette_rows(n: int, max_samples: int | None = None) -> int:
+    """How many rows :func:`class_separation` computes the silhouette on for ``n`` rows."""
+    if max_samples is None:
+        max_samples = SILHOUETTE_BEYOND_EXACT if n > EXACT_ROWS else n
+    return min(n, max_samples)
+
+
+def _silhouette(sums: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per class, the mean silhouette of its rows, from their summed distances to every class (as scikit-learn:
+    a row alone in its class scores 0)."""
+    classes = counts.size
+    rows = np.arange(codes.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = sums[rows, codes] / (counts[codes] - 1.0)
+        means = sums / counts
+        means[:, counts == 0] = np.inf  # a class missing from a sample
+        means[rows, codes] = np.inf
+        nearest = means.min(axis=1)
+        s = (nearest - own) / np.maximum(own, nearest)
+    s[(counts[codes] <= 1) | ~np.isfinite(s)] = 0.0
+    seen = np.bincount(codes, minlength=classes)
+    out = np.full(classes, np.nan)
+    out[seen > 0] = np.bincount(codes, weights=s, minlength=classes)[seen > 0] / seen[seen > 0]
+    return out
+
+
+def _separation(x: np.ndarray, labels: list, *, sums: np.ndarray | None = None, max_samples: int | None = None,
+                random_state=0) -> ClassSeparation:
+    """:func:`class_separation` of rows in ranking space; ``sums`` (n, n_classes) of distances given, or computed."""
+    codes, present, names = _label_codes(labels)
+    c = len(names)
+    if sums is not None:
+        sums = sums[present]
     codes, x = codes[present], x[present]
     counts = np.bincount(codes, minlength=c)
-    members = sparse.csr_matrix((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(c, codes.size))
-    centroids = np.asarray(members @ x) / counts[:, None]
+    centroids = (_one_hot(codes, c, np.float64).T @ x) / counts[:, None]
     spread = np.bincount(codes, weights=np.einsum("ij,ij->i", x, x), minlength=c) / counts
     spread = np.maximum(spread - np.einsum("ij,ij->i", centroids, centroids), 0.0)
     norms = np.einsum("ij,ij->i", centroids, centroids)
@@ -507,15 +665,13 @@ def class_separation(vectors, labels, *, metric: str = "euclidean", max_samples:
         ratio = np.where(units > 0, gap / units, np.inf)
     nearest = gap.argmin(axis=1)
     separation = ratio[np.arange(c), nearest]
-    rows = np.arange(x.shape[0])
-    if rows.size > max_samples:
-        rows = np.sort(np.random.default_rng(random_state).choice(rows.size, size=max_samples, replace=False))
-    silhouette = np.full(c, np.nan)
-    if len(np.unique(codes[rows])) >= 2:
-        s = silhouette_samples(x[rows], codes[rows])
-        sums = np.bincount(codes[rows], weights=s, minlength=c)
-        seen = np.bincount(codes[rows], minlength=c)
-        silhouette[seen > 0] = sums[seen > 0] / seen[seen > 0]
+    if sums is None:
+        keep = silhouette_rows(x.shape[0], max_samples)  # a sample only where ranks are estimated too
+        if keep < x.shape[0]:
+            rows = np.sort(np.random.default_rng(random_state).choice(x.shape[0], size=keep, replace=False))
+            x, codes = x[rows], codes[rows]
+        sums = _class_distance_sums(x, codes, c)
+    silhouette = _silhouette(sums, codes, np.bincount(codes, minlength=c).astype(np.float64))
     return ClassSeparation([_plain(names[i]) for i in range(c)], counts, separation,
                            [_plain(names[int(j)]) for j in nearest], silhouette)
 
@@ -648,6 +804,10 @@ def step_dynamics(steps, k: int = 10, *, labels=None, ids=None, layouts=None, me
         if len(labels) != steps[0].shape[0]:
             raise InvalidArgumentError(f"labels has {len(labels)} rows but steps[0] has {steps[0].shape[0]}")
         labels = [labels[r] for r in rows[0]]
+        codes, _, names = _label_codes(labels)
+        one_hot = _one_hot(codes, len(names))
+    else:
+        one_hot = None
     sizes = [x.shape[0] for x in steps]
     if ids is not None:
         steps = [x[r] for x, r in zip(steps, rows)]
@@ -663,26 +823,29 @@ def step_dynamics(steps, k: int = 10, *, labels=None, ids=None, layouts=None, me
 
     def one_step(s: int) -> tuple:
         z = _for_ranks(steps[s], metric)
-        graph = knn_graph(z, k, method=method)[0]
-        trust = None
-        if layouts is not None:  # one thread per step already
-            trust = trust_scores(z, layouts[s], k, method=method, vector_neighbors=graph, n_jobs=1)
-        separation = None if labels is None else class_separation(steps[s], labels, metric=metric)
+        trust = sums = None
+        if layouts is None:
+            graph = knn_graph(z, k, method=method)[0]
+        else:  # the graph and the silhouette's sums come with the exact ranks; one thread per step already
+            trust, graph, sums = _trust(z, layouts[s], k, method, None, None, 0, 1, one_hot)
+        separation = None if labels is None else _separation(z.astype(np.float64), labels, sums=sums)
         return graph, trust, separation
 
-    # Steps run side by side: much of each step (merging neighbour lists, sorting distances)
-    # is single-threaded numpy that releases the GIL.
+    # Steps run side by side, BLAS on one thread each: much of each step (sorting distances,
+    # selecting neighbours) is single-threaded numpy that releases the GIL.
     workers = min(len(steps), os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
     done: dict = {}
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with Progress(len(steps), "tracker_sdk dynamics", unit="step", quiet=quiet) as progress:
+        with Progress(len(steps), "tracker_sdk dynamics", unit="step", quiet=quiet) as progress, \
+                (one_blas_thread() if workers > 1 else contextlib.nullcontext()):
+            cka_future = pool.submit(cka_matrix, steps)  # one product, beside the steps
             for future in as_completed([pool.submit(lambda s=s: (s, one_step(s))) for s in range(len(steps))]):
                 s, out = future.result()
                 done[s] = out
                 progress.update()
             progress.set_status("CKA")
-            cka = cka_matrix(steps)
+            cka = cka_future.result()
     finally:
         pool.shutdown(cancel_futures=True)  # after a failed step, do not start the others
     graphs, trust, separations = ([done[s][part] for s in range(len(steps))] for part in range(3))

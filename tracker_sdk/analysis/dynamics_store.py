@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,6 @@ from ..runformat.reader import Embedding as StoredEmbedding
 from ..runformat.reader import Run
 from ..runformat.records import ColumnsRecord, DynamicsRecord, PairChange, metadata_ref
 from . import dynamics
-from .neighbors import knn_graph
 from .store import DEFAULT_LABEL_COLUMN
 
 TRUST_COLUMN = "trust_point"
@@ -168,12 +168,14 @@ def _trust(embs, steps, k: int, metric: str, quiet) -> dict:
         for emb, x in zip(embs, steps):
             if not emb.reductions:
                 continue
-            # the graph trust_scores would build itself (same ranking space), once for all projections
-            graph = knn_graph(dynamics._for_ranks(np.asarray(x, dtype=np.float32), metric), k)[0]
+            z = dynamics._for_ranks(dynamics._matrix(x, "vectors"), metric)
+            graph = None  # found with the first projection's exact ranks, reused by the others
             for reduction in emb.reductions:
                 progress.set_status(f"{reduction.method} of step {emb.step}")
-                out[reduction.id] = dynamics.trust_scores(x, np.asarray(reduction.coords), k, metric=metric,
-                                                          vector_neighbors=graph)
+                coords = dynamics._matrix(reduction.coords, "coords")
+                dynamics._same_rows(z, coords, "vectors", "coords")
+                out[reduction.id], graph, _ = dynamics._trust(z, coords, dynamics._check_k(k, z.shape[0]), "auto",
+                                                              graph, None, 0, os.cpu_count() or 1)
                 progress.update()
     return out
 
@@ -196,7 +198,8 @@ def _record(result: dynamics.StepDynamics, embs, group, title, k, label_column, 
         group=group, title=title, embedding_ids=[e.id for e in embs], steps=[e.step for e in embs],
         k_neighbors=k, label_column=label_column, id_column=id_column, n_shared=int(result.rows[0].size),
         cka=[_finite(row) for row in result.cka], changes=changes, duration_s=round(seconds, 3),
-        classes=classes, separation=separation, silhouette=silhouette)
+        classes=classes, separation=separation, silhouette=silhouette,
+        silhouette_rows=dynamics.silhouette_rows(int(result.rows[0].size)) if classes else None)
 
 
 def _store(writer: RunWriter, embs, result: dynamics.StepDynamics, trust: dict,

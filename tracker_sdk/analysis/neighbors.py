@@ -172,88 +172,93 @@ def _tree_graph(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndar
     return idx, dist.astype(np.float32)
 
 
-def _exact_graph(x: np.ndarray, k: int, metric: str, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each pair of row blocks is multiplied once and serves both blocks (half the products).
+#: float32 entries of one block of distances (16 MiB, small enough for the allocator to reuse
+#: rather than map fresh pages every block): the rows per block of the exact graph
+BLOCK_ENTRIES = 1 << 22
 
-    The rows are augmented so that one product yields the distances directly:
-    ``[x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2`` and ``[x, 1] . [-y, 1] = 1 - cos``.
-    Euclidean rows are centred first (distances do not change, float32 cancellation shrinks)
-    and the final distances are recomputed from differences.
+
+def block_rows(n: int, block: int = 2048) -> int:
+    """Rows per block of full distance rows: at most ``block``, within ``BLOCK_ENTRIES`` entries."""
+    return max(1, min(int(block), BLOCK_ENTRIES // max(int(n), 1)))
+
+
+def centred(x: np.ndarray) -> np.ndarray:
+    """float32 rows minus their float64 mean: distances do not change, float32 cancellation shrinks."""
+    return x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def distance_factors(x: np.ndarray, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
+    """``(left, right)`` with ``left[rows] @ right`` the rows' distances to every row, in one product.
+
+    ``[x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2`` (squared euclidean) and ``[x, 1] . [-y, 1] = 1 - cos``
+    for unit rows; ``right`` is stored transposed and contiguous, the layout BLAS multiplies fastest.
     """
     n = x.shape[0]
     ones = np.ones((n, 1), dtype=np.float32)
     if metric == "cosine":
-        left, right = np.hstack([x, ones]), np.hstack([-x, ones])
-    else:
-        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        sq = np.einsum("ij,ij->i", x, x)[:, None]
-        left, right = np.hstack([x, sq, ones]), np.hstack([-2.0 * x, ones, sq])
-    best_d = np.full((n, k), np.inf, dtype=np.float32)
-    best_i = np.full((n, k), -1, dtype=np.int64)
-    for i0 in range(0, n, block):
-        i1 = min(i0 + block, n)
-        for j0 in range(i0, n, block):
-            j1 = min(j0 + block, n)
-            d = left[i0:i1] @ right[j0:j1].T
-            if i0 == j0:
-                np.fill_diagonal(d, np.inf)
-            _merge(best_d, best_i, i0, d, j0, rows_first=True)
-            if i0 != j0:
-                _merge(best_d, best_i, j0, d, i0, rows_first=False)
-    if metric == "euclidean":
-        for start in range(0, n, block):
-            rows = slice(start, start + block)
-            diff = x[rows, None, :] - x[best_i[rows]]
-            best_d[rows] = np.sqrt(np.einsum("rkd,rkd->rk", diff, diff))
-        order = np.argsort(best_d, axis=1, kind="stable")
-        best_d, best_i = np.take_along_axis(best_d, order, axis=1), np.take_along_axis(best_i, order, axis=1)
-    return best_i, best_d
+        return np.hstack([x, ones]), np.ascontiguousarray(np.hstack([-x, ones]).T)
+    sq = np.einsum("ij,ij->i", x, x)[:, None]
+    return np.hstack([x, sq, ones]), np.ascontiguousarray(np.hstack([-2.0 * x, ones, sq]).T)
 
 
-def _merge(best_d, best_i, r0, d, c0, *, rows_first: bool) -> None:
-    """Fold the candidate block ``d`` (rows r0.., columns c0..; transposed when not rows_first) into the best lists.
+def smallest(d: np.ndarray, k: int, kth: np.ndarray | None = None) -> np.ndarray:
+    """Columns of each row's k smallest entries of ``d`` (ties to the lower column), in column order.
 
-    Only candidates closer than a row's current k-th neighbour are kept, so after the first
-    blocks the work is a comparison per pair and a small sort.
+    ``kth`` is each row's k-th smallest value when already known (from sorted rows). One
+    comparison and a flat scan find them: every row holds at least k entries up to its k-th
+    smallest, exactly k unless values tie, and only tied rows need a sort.
     """
-    k = best_d.shape[1]
-    rows = d.shape[0] if rows_first else d.shape[1]
-    tau = best_d[r0:r0 + rows, -1]
-    mask = d < (tau[:, None] if rows_first else tau[None, :])
-    count = np.count_nonzero(mask)
-    if count == 0:
-        return
-    if count > mask.size // 8:  # a row block's first visit: select directly
-        block = d if rows_first else d.T
-        sl = slice(r0, r0 + rows)
-        cat_d = np.concatenate([best_d[sl], block], axis=1)
-        cat_i = np.concatenate([best_i[sl], np.broadcast_to(np.arange(c0, c0 + block.shape[1]), block.shape)], axis=1)
-        part = np.argpartition(cat_d, k - 1, axis=1)[:, :k]
-        part_d = np.take_along_axis(cat_d, part, axis=1)
-        order = np.argsort(part_d, axis=1, kind="stable")
-        best_d[sl] = np.take_along_axis(part_d, order, axis=1)
-        best_i[sl] = np.take_along_axis(np.take_along_axis(cat_i, part, axis=1), order, axis=1)
-        return
-    r, c = np.nonzero(mask)
-    if not rows_first:
-        r, c = c, r
-        cand_d = d[c, r]
-    else:
-        cand_d = d[r, c]
-    cand_i = c.astype(np.int64) + c0
-    touched = np.unique(r)
-    old_d = best_d[r0 + touched].reshape(-1)
-    old_i = best_i[r0 + touched].reshape(-1)
-    all_r = np.concatenate([np.repeat(touched, k), r])
-    all_d = np.concatenate([old_d, cand_d])
-    all_i = np.concatenate([old_i, cand_i])
-    order = np.lexsort((all_i, all_d, all_r))
-    all_r, all_d, all_i = all_r[order], all_d[order], all_i[order]
-    starts = np.searchsorted(all_r, touched)
-    rank = np.arange(all_r.size) - np.repeat(starts, np.diff(np.append(starts, all_r.size)))
+    rows, n = d.shape
+    if kth is None:
+        kth = np.partition(d, k - 1, axis=1)[:, k - 1]
+    flat = np.flatnonzero(d <= kth[:, None])
+    if flat.size == rows * k:
+        return (flat % n).reshape(rows, k)
+    r, c = np.divmod(flat, n)
+    order = np.lexsort((c, d.ravel()[flat], r))
+    r, c = r[order], c[order]
+    rank = np.arange(r.size) - np.searchsorted(r, r)
     keep = rank < k
-    best_d[r0 + touched] = all_d[keep].reshape(-1, k)
-    best_i[r0 + touched] = all_i[keep].reshape(-1, k)
+    return np.sort(c[keep].reshape(rows, k), axis=1)
+
+
+def neighbor_distances(x: np.ndarray, idx: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx, dist)`` with each row's neighbours ordered by distance (stable: ties keep their order).
+
+    Euclidean distances are recomputed from differences, as the one-product form loses digits
+    to cancellation; cosine distances are ``1 - u . v`` of the unit rows.
+    """
+    dist = np.empty(idx.shape, dtype=np.float32)
+    block = max(1, (1 << 22) // max(idx.shape[1] * x.shape[1], 1))  # differences of 16 MiB at a time
+    for start in range(0, x.shape[0], block):
+        rows = slice(start, start + block)
+        if metric == "cosine":
+            dist[rows] = 1.0 - np.einsum("rd,rkd->rk", x[rows], x[idx[rows]])
+        else:
+            diff = x[rows, None, :] - x[idx[rows]]
+            dist[rows] = np.sqrt(np.einsum("rkd,rkd->rk", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
+def _exact_graph(x: np.ndarray, k: int, metric: str, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full distance rows, a block of rows at a time (one BLAS product each), and their k smallest.
+
+    Euclidean rows are centred first (:func:`centred`). The product for a block costs about as much as selecting from it, so products are not
+    halved by symmetry: merging the other half's candidates cost more than the product saved.
+    """
+    n = x.shape[0]
+    if metric == "euclidean":
+        x = centred(x)
+    left, right = distance_factors(x, metric)
+    best_i = np.empty((n, k), dtype=np.int64)
+    step = block_rows(n, block)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        d = left[start:stop] @ right
+        d[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        best_i[start:stop] = smallest(d, k)
+    return neighbor_distances(x, best_i, metric)
 
 
 def _approximate_graph(x: np.ndarray, k: int, metric: str, random_state) -> tuple[np.ndarray, np.ndarray]:

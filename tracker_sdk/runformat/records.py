@@ -185,7 +185,8 @@ class DynamicsRecord(Record, kw_only=True, frozen=True, tag="dynamics"):
 
     ``cka`` is the step x step linear CKA matrix, ``changes[s]`` the k-NN Jaccard summary of steps
     s and s + 1, ``separation`` and ``silhouette`` are step x class (None where undefined); all
-    lists follow ``embedding_ids`` (step order)."""
+    lists follow ``embedding_ids`` (step order). ``silhouette_rows`` is how many rows per step at most
+    (those with a label) the silhouette was computed on: every shared row, or a seeded sample on large steps."""
 
     group: Text
     title: Union[Text, None] = None
@@ -200,6 +201,7 @@ class DynamicsRecord(Record, kw_only=True, frozen=True, tag="dynamics"):
     classes: list[Any] = []
     separation: list[list[Union[float, None]]] = []
     silhouette: list[list[Union[float, None]]] = []
+    silhouette_rows: Union[Count, None] = None
     duration_s: float = 0.0
 
 
