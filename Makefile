@@ -30,7 +30,9 @@ demo: install
 
 # `make bench QUICK=1` for small sizes; each script writes benchmarks/results/<name>.json, then
 # report.py regenerates the figures in docs/benchmarks.md (and any bench: block of the README)
-BENCHMARKS := log_embedding pca sprites export_tensorboard reduce analysis sync peers dynamics
+# benchmarks/scaleout.py needs PostgreSQL and S3, so it runs on its own (docs/deploy.md):
+#   $(PY) benchmarks/scaleout.py --start-services && $(PY) benchmarks/report.py
+BENCHMARKS := log_embedding pca sprites export_tensorboard reduce analysis sync peers dynamics viewer_1m
 bench: install
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py $(if $(QUICK),--quick) || exit 1; done
 	$(PY) benchmarks/report.py
