@@ -12,7 +12,7 @@ import numpy as np
 
 from ._convert import is_torch_tensor, to_numpy
 from .errors import InvalidArgumentError
-from .runformat import make_column, names
+from .runformat import encode_metadata, make_column, names
 
 
 def _describe(value) -> str:
@@ -50,18 +50,28 @@ def check_vectors(vectors, argument: str = "vectors", *, allow_nonfinite: bool =
     if array.shape[1] == 0:
         raise InvalidArgumentError(f"{argument} must have at least one feature per row; got shape {array.shape}")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    # a sum propagates NaN/Inf in one pass without a mask; accumulating in float32 skips a float64
-    # conversion of every value (2x faster), and a sum that overflows only sends finite vectors
-    # through the exact check below
-    if not allow_nonfinite and not np.isfinite(np.sum(array)):
-        finite = np.isfinite(array)
-        if not finite.all():
-            bad = np.argwhere(~finite)[0]
-            raise InvalidArgumentError(
-                f"{argument} must be finite; got {array[tuple(bad)]} at row {bad[0]}, column {bad[1]} "
-                f"({int((~finite).sum())} non-finite values). Pass allow_nonfinite=True to log_embedding "
-                "to store them anyway (they cannot be reduced)")
+    if not allow_nonfinite:
+        check_finite(array, argument)
     return array
+
+
+def check_finite(array: np.ndarray, argument: str = "vectors", *, hint: float | None = None) -> None:
+    """Raise InvalidArgumentError naming the first NaN/Inf of a float32 2-D ``array``.
+
+    A sum propagates NaN/Inf in one pass without a mask; accumulating in float32 skips a float64
+    conversion of every value (2x faster), and a sum that overflows only sends finite vectors
+    through the exact check. ``hint``: a number already computed from every value (a trace,
+    say) that stands in for that sum.
+    """
+    if np.isfinite(np.sum(array) if hint is None else hint):
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise InvalidArgumentError(
+            f"{argument} must be finite; got {array[tuple(bad)]} at row {bad[0]}, column {bad[1]} "
+            f"({int((~finite).sum())} non-finite values). Pass allow_nonfinite=True to log_embedding "
+            "to store them anyway (they cannot be reduced)")
 
 
 def check_step(step, argument: str = "step") -> int | None:
@@ -118,12 +128,13 @@ def _columns_from_mapping(mapping, n: int, argument: str) -> list[dict]:
     return columns
 
 
-def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[dict], bool]:
+def check_labels(labels, n: int, *, header=None, metadata=None, check_text: bool = True) -> tuple[list[dict], bool]:
     """Return (typed metadata columns, whether a header row was given).
 
     Accepted: a flat list (one column "label"); Comet's table form, a list of rows whose
     first row is the header; a 2-D array with an explicit ``header``; ``metadata`` as a dict
-    of columns or a pandas DataFrame (merged after the label columns).
+    of columns or a pandas DataFrame (merged after the label columns). ``check_text`` False
+    leaves the UTF-8 check of text cells to :func:`encode_columns` (one pass instead of two).
     """
     columns: list[dict] = []
     has_header = False
@@ -139,7 +150,7 @@ def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[di
                 if len(labels) != n:
                     raise InvalidArgumentError(f"labels has {len(labels)} rows but vectors has {n}")
                 # typed from its dtype, never cell by cell
-                return _with_metadata([make_column("label", labels)], False, metadata, n)
+                return _with_metadata([make_column("label", labels)], False, metadata, n, check_text)
             elif labels.ndim == 1:
                 labels = labels.tolist()
             else:
@@ -182,16 +193,30 @@ def check_labels(labels, n: int, *, header=None, metadata=None) -> tuple[list[di
             columns = [make_column("label", labels)]
     elif header is not None:
         raise InvalidArgumentError("label_header was given without labels")
-    return _with_metadata(columns, has_header, metadata, n)
+    return _with_metadata(columns, has_header, metadata, n, check_text)
+
+
+def encode_columns(columns: list[dict], n: int) -> bytes:
+    """The metadata blob of checked columns; a text cell that is not UTF-8 (a lone surrogate)
+    raises the error of :func:`check_labels` naming its column and row, before anything is written."""
+    try:
+        return encode_metadata(columns, n)
+    except UnicodeEncodeError:
+        _check_column_text(columns)
+        raise
 
 
 def _check_column_text(columns: list[dict]) -> None:
-    """Column names are names; text cells must encode as UTF-8 (a lone surrogate names its row)."""
+    """Text cells must encode as UTF-8 (a lone surrogate names its row)."""
     for column in columns:
-        names.check_name(column["name"], "labels/metadata column name")
-        texts = [v for v in column["values"] if isinstance(v, str)]
+        values = column["values"]
+        if column["type"] not in ("str", "mixed"):
+            continue  # numbers and booleans only (and None)
         try:
-            "".join(texts).encode("utf-8")  # one pass over every cell; the slow search only on failure
+            try:  # one pass over every cell in C; the slow search only on failure
+                "".join(values).encode("utf-8")
+            except TypeError:  # None or non-text cells among the text
+                "".join([v for v in values if isinstance(v, str)]).encode("utf-8")
         except UnicodeEncodeError:
             row = next(i for i, v in enumerate(column["values"]) if isinstance(v, str) and names.text_problem(v))
             raise InvalidArgumentError(
@@ -199,9 +224,10 @@ def _check_column_text(columns: list[dict]) -> None:
                 f"got {column['values'][row][:60]!r}") from None
 
 
-def _with_metadata(columns: list[dict], has_header: bool, metadata, n: int) -> tuple[list[dict], bool]:
-    """Append the ``metadata=`` columns after the label columns, then check every column's text
-    (check_labels' last step)."""
+def _with_metadata(columns: list[dict], has_header: bool, metadata, n: int,
+                   check_text: bool = True) -> tuple[list[dict], bool]:
+    """Append the ``metadata=`` columns after the label columns, then check every column's name
+    and (with ``check_text``) text (check_labels' last step)."""
     if metadata is not None:
         if type(metadata).__name__ == "DataFrame":
             metadata = {str(c): metadata[c].tolist() for c in metadata.columns}
@@ -209,12 +235,15 @@ def _with_metadata(columns: list[dict], has_header: bool, metadata, n: int) -> t
             raise InvalidArgumentError(
                 f"metadata must be a dict of columns (name -> list of n values) or a pandas DataFrame; got {_describe(metadata)}")
         extra = _columns_from_mapping(metadata, n, "metadata")
-        names = {c["name"] for c in columns}
-        clash = [c["name"] for c in extra if c["name"] in names]
+        taken = {c["name"] for c in columns}
+        clash = [c["name"] for c in extra if c["name"] in taken]
         if clash:
             raise InvalidArgumentError(f"metadata column names {clash} are already label columns")
         columns += extra
-    _check_column_text(columns)
+    for column in columns:
+        names.check_name(column["name"], "labels/metadata column name")
+    if check_text:
+        _check_column_text(columns)
     return columns, has_header
 
 

@@ -23,7 +23,8 @@ from . import _validation as check
 from ._progress import say
 from ._convert import is_torch_tensor, plain_value, to_numpy
 from .errors import InvalidArgumentError, RunClosedError
-from .runformat import DEFAULT_PROJECT, RunWriter, encode_metadata, names, npy_chunks, records
+from .runformat import DEFAULT_PROJECT, RunWriter, names, npy_chunks, records
+from .runformat.files import Prehashed
 from .runformat.records import metadata_ref
 from .sync import default_local_root, for_experiment, is_local
 
@@ -249,18 +250,28 @@ class Experiment:
         """
         if template_filename is not None:
             log.debug("tracker_sdk ignores template_filename=%r (Comet's projector template)", template_filename)
-        array = check.check_vectors(vectors, allow_nonfinite=allow_nonfinite)
+        array = check.check_vectors(vectors, allow_nonfinite=True)
         n, dim = array.shape
-        columns, has_header = check.check_labels(labels, n, header=label_header, metadata=metadata)
-        title = check.check_text(title, "title")
-        group = check.check_text(group, "group", allow_none=True)
-        step = check.check_step(step) if step is not None else self._step
-        sprite = self._prepare_sprite(n, image_data, image_size, image_preprocess_function, image_transparent_color,
-                                      image_background_color_function)
-        reducers = self._prepare_reducers(reduce, reduce_background)
-        self._check_open()
-        vec_sha, _ = self._writer.write_blob(npy_chunks(array))
-        meta_sha, _ = self._writer.write_blob([encode_metadata(columns, n)])
+        # hashing the vectors (the slowest step) starts now and overlaps the checks and the writes
+        vectors_blob = Prehashed(npy_chunks(array))
+        try:
+            if not allow_nonfinite:
+                check.check_finite(array)
+            columns, has_header = check.check_labels(labels, n, header=label_header, metadata=metadata,
+                                                     check_text=False)
+            metadata_blob = check.encode_columns(columns, n)  # also the UTF-8 check of the text cells
+            title = check.check_text(title, "title")
+            group = check.check_text(group, "group", allow_none=True)
+            step = check.check_step(step) if step is not None else self._step
+            sprite = self._prepare_sprite(n, image_data, image_size, image_preprocess_function,
+                                          image_transparent_color, image_background_color_function)
+            reducers = self._prepare_reducers(reduce, reduce_background)
+            self._check_open()
+            meta_sha, _ = self._writer.write_blob([metadata_blob])
+            vec_sha, _ = self._writer.write_blob(vectors_blob)
+        except BaseException:
+            vectors_blob.cancel()
+            raise
         sprite_ref = self._store_sprite(sprite) if sprite is not None else None
         embedding_id = uuid.uuid4().hex
         self._append(records.EmbeddingRecord(

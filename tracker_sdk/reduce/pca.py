@@ -15,10 +15,10 @@ the process's resident memory.
 from __future__ import annotations
 
 import numbers
-import zlib
 
 import numpy as np
 
+from .._validation import check_finite, check_vectors
 from ..errors import InvalidArgumentError
 from . import _blocks
 from .base import Reducer
@@ -38,15 +38,22 @@ def _scatter(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean (d,) float64, centred scatter matrix (d, d) float64), never copying X.
 
     When the mean is small next to the spread (the usual case for embeddings), one ``syrk``
-    over X (``X.T @ X``) minus ``n * mean mean^T`` loses at most a bit of float32 precision,
-    and one BLAS call is what runs fastest on a busy machine. Otherwise the rows are centred
-    in blocks (a column of ones rides along, so the same ``syrk`` also yields the exact
-    offset of the float32 centre), which keeps far-from-zero data exact.
+    over X (``X.T @ X``) minus ``n * mean mean^T`` loses at most a bit of float32 precision
+    (the float32 mean's error enters scaled by the small mean), and one BLAS call is what
+    runs fastest on a busy machine. Otherwise the rows are centred in blocks (a column of
+    ones rides along, so the same ``syrk`` also yields the exact offset of the float32
+    centre), which keeps far-from-zero data exact. The trace is non-finite when X holds a
+    NaN or Inf (the caller's finite check reads it instead of a pass over X).
     """
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN/Inf is reported by the caller, not warned
+        return _scatter_of(X)
+
+
+def _scatter_of(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, d = X.shape
-    mean = X.mean(axis=0, dtype=np.float64)
-    spread = float(X[:_BLOCK_ROWS].var(axis=0, dtype=np.float64).sum())
-    if mean @ mean <= spread:
+    mean = X.mean(axis=0).astype(np.float64)  # float32 accumulation: a third of the float64 pass
+    spread = float(X[:_BLOCK_ROWS].var(axis=0).sum())
+    if not mean @ mean > spread:  # NaN/Inf take this branch too: the trace shows them
         scatter = (X.T @ X).astype(np.float64)  # numpy runs a.T @ a as one syrk
         scatter -= n * np.outer(mean, mean)
         return mean, scatter
@@ -64,34 +71,35 @@ def _scatter(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return shift + offset, scatter
 
 
-def _scatter_blocked(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """(mean, centred scatter, crc32 of X's bytes) of a mapped float32 X in one pass of row blocks.
+def _scatter_blocked(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, centred scatter) of a mapped float32 X in one pass of row blocks.
 
     The rows are centred on the first block's mean (close to the true one, so far-from-zero
     data stays exact) with a column of ones riding along, as in ``_scatter``'s blocked branch;
-    every block is checked for NaN/Inf (the same message as ``check_vectors``) and its pages
-    are released after use.
+    a block whose scatter has a non-finite trace is searched for its NaN/Inf (the message of
+    ``check_vectors``; no separate pass), and every block's pages are released after use.
     """
     n, d = X.shape
-    shift = np.asarray(X[:_BLOCK_ROWS].mean(axis=0, dtype=np.float64), dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        shift = np.asarray(X[:_BLOCK_ROWS].mean(axis=0, dtype=np.float64), dtype=np.float32)
     product = np.zeros((d + 1, d + 1), dtype=np.float64)
     buffer = np.empty((min(n, _BLOCK_ROWS), d + 1), dtype=np.float32)
     buffer[:, d] = 1.0
-    crc = 0
     for start, rows in _blocks.row_blocks(X, _BLOCK_ROWS):
-        if not np.isfinite(np.sum(rows)):
+        block = buffer[:len(rows)]
+        with np.errstate(invalid="ignore", over="ignore"):  # a NaN/Inf is reported just below
+            np.subtract(rows, shift, out=block[:, :d])
+            part = block.T @ block
+        if not np.isfinite(np.trace(part)):  # a NaN/Inf in these rows (or an overflow): find it
             finite = np.isfinite(rows)
             if not finite.all():
                 bad = np.argwhere(~finite)[0]
                 raise InvalidArgumentError(
                     f"vectors must be finite; got {rows[tuple(bad)]} at row {start + bad[0]}, column {bad[1]}")
-        crc = zlib.crc32(memoryview(np.ascontiguousarray(rows)).cast("B"), crc)
-        block = buffer[:len(rows)]
-        np.subtract(rows, shift, out=block[:, :d])
-        product += block.T @ block
+        product += part
     scatter, offset = product[:d, :d], product[d, :d] / n
     scatter -= n * np.outer(offset, offset)
-    return shift + offset, scatter, crc
+    return shift + offset, scatter
 
 
 def _top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,43 +189,71 @@ class PCAReducer(Reducer):
     _preprocess_fit = _preprocess
 
     def fit(self, vectors, y=None) -> PCAReducer:
-        """Fit on vectors (n_samples, n_features); a memory-mapped float32 array is read in row
-        blocks (see the module docstring), anything else goes through ``Reducer.fit``."""
-        X = vectors
-        own_fit = type(self)._fit is PCAReducer._fit  # a subclass overriding the _fit hook gets it called
-        if not (own_fit and _blocks.is_mapped(X) and X.ndim == 2 and X.dtype == np.float32 and X.flags.c_contiguous
-                and self.metric == "euclidean" and 0 < X.shape[1] <= X.shape[0]
-                and X.shape[1] < _RANDOMIZED_MIN_FEATURES):
+        """Fit on vectors (n_samples, n_features).
+
+        PCA's own path (euclidean, no subclass ``_fit``) makes no pass over X of its own for
+        the NaN/Inf check (the scatter's trace shows them) nor for a content fingerprint
+        (``transform`` of the training array is as cheap as recognising it). A memory-mapped
+        float32 X is read in row blocks (see the module docstring).
+        """
+        if type(self)._fit is not PCAReducer._fit or self.metric != "euclidean":
             return super().fit(vectors, y)
         self.check_params()
+        X = vectors
+        mapped = (_blocks.is_mapped(X) and X.ndim == 2 and X.dtype == np.float32 and X.flags.c_contiguous
+                  and 0 < X.shape[1] <= X.shape[0] and X.shape[1] < _RANDOMIZED_MIN_FEATURES)
+        if not mapped:
+            X = check_vectors(vectors, allow_nonfinite=True)  # checked for NaN/Inf by _fit_checked
         n, d = X.shape
         if n < self.min_samples:
+            if not mapped:
+                check_finite(X)  # the vectors' own error comes first, as in every reducer
             raise InvalidArgumentError(f"{self.method} needs at least {self.min_samples} rows of vectors to fit; got {n}")
-        if self.n_components > d:
-            raise InvalidArgumentError(
-                f"pca n_components must be at most min(n_samples, n_features) = {d}; got {self.n_components}")
-        mean, scatter, crc = _scatter_blocked(X)
-        values, components = _top_eigh(scatter, self.n_components)
-        self._set_fitted(n, mean, values, components.T, float(np.trace(scatter)))
-        coords = np.empty((n, self.n_components), dtype=np.float32)
-        for start, rows in _blocks.row_blocks(X, _BLOCK_ROWS):
-            coords[start:start + len(rows)] = self._transform(rows)
+        if mapped:
+            if self.n_components > d:
+                raise InvalidArgumentError(
+                    f"pca n_components must be at most min(n_samples, n_features) = {d}; got {self.n_components}")
+            mean, scatter = _scatter_blocked(X)
+            values, components = _top_eigh(scatter, self.n_components)
+            self._set_fitted(n, mean, values, components.T, float(np.trace(scatter)))
+            coords = self._transform(X)
+        else:
+            coords = self._fit_checked(X, finite_known=False)
         self.n_features_in_, self.n_samples_fit_ = d, n
-        self.embedding_ = coords
-        self._fingerprint_ = ((n, d), crc)  # base.fingerprint's value, computed in the same pass
+        self.embedding_ = np.ascontiguousarray(coords, dtype=np.float32)
         return self
 
+    def transform(self, vectors) -> np.ndarray:
+        """Coordinates (n_samples, n_components) of vectors in the fitted projection."""
+        self._check_fitted()
+        X = check_vectors(vectors)
+        if X.shape[1] != self.n_features_in_:
+            raise InvalidArgumentError(
+                f"vectors has {X.shape[1]} features but this {type(self).__name__} was fitted on {self.n_features_in_}")
+        return np.ascontiguousarray(self._transform(self._preprocess(X)), dtype=np.float32)
+
     def _fit(self, X: np.ndarray) -> np.ndarray:
+        return self._fit_checked(X, finite_known=True)
+
+    def _fit_checked(self, X: np.ndarray, finite_known: bool) -> np.ndarray:
+        """Fit a float32 X; ``finite_known`` False: raise check_vectors' error for a NaN/Inf in X."""
         n, d = X.shape
         k = self.n_components
         if k > min(n, d):
+            if not finite_known:
+                check_finite(X)  # the vectors' own error comes first, as in every reducer
             raise InvalidArgumentError(
                 f"pca n_components must be at most min(n_samples, n_features) = {min(n, d)}; got {k}")
-        if d <= n and (d < _RANDOMIZED_MIN_FEATURES or 10 * k > d):
+        covariance = d <= n and (d < _RANDOMIZED_MIN_FEATURES or 10 * k > d)
+        if not finite_known and not covariance:
+            check_finite(X)
+        if covariance:
             mean, scatter = _scatter(X)
+            total = float(np.trace(scatter))
+            if not finite_known:
+                check_finite(X, hint=total)
             values, components = _top_eigh(scatter, k)
             components = components.T
-            total = float(np.trace(scatter))
         elif d <= n:  # very wide: n * d**2 flops of the scatter matrix would dominate
             mean = X.mean(axis=0, dtype=np.float64)
             values, components = _randomized(X, mean, k, 0)
@@ -247,8 +283,15 @@ class PCAReducer(Reducer):
         self.explained_variance_ratio_ = values / total if total > 0 else np.zeros(k)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        # (X - mean) @ C.T without materialising X - mean
-        return X @ self.components_.T - self.mean_ @ self.components_.T
+        """(X - mean) @ C.T without materialising X - mean, in row blocks: one product over all of
+        X would have BLAS pack a copy of X (half the array in resident memory at 100k x 512), and
+        a mapped X releases each block's pages."""
+        components = self.components_.T
+        offset = self.mean_ @ components
+        out = np.empty((len(X), components.shape[1]), dtype=np.result_type(X.dtype, components.dtype))
+        for start, rows in _blocks.row_blocks(X, _BLOCK_ROWS):
+            np.subtract(rows @ components, offset, out=out[start:start + len(rows)])
+        return out
 
     def summary(self) -> dict:
         return {"explained_variance_ratio": [round(float(v), 6) for v in self.explained_variance_ratio_]}
