@@ -56,3 +56,28 @@ def test_parallel_parts_must_be_a_positive_int_named_in_the_error(bad):
 
     with pytest.raises(InvalidArgumentError, match=rf"parallel_parts must be a positive int; got {bad!r}"):
         S3Backend("s3://bucket/prefix?endpoint_url=http://127.0.0.1:9", parallel_parts=bad)
+
+
+@requires_s3
+def test_bytes_changed_on_the_way_are_refused_by_the_gateway_and_never_stored(s3_service, s3_prefix,  # noqa: F811
+                                                                             tmp_path, monkeypatch):
+    """No Content-MD5 is sent: the payload sha256 that SigV4 signs is what the store checks."""
+    from backend_contract import make_run
+    from tracker_sdk.errors import ServerRejectedError
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_service.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_service.secret_key)
+    run_dir = make_run(tmp_path / "local", seed=9, embeddings=1)
+    sha = open_run(run_dir).embeddings[0].record.vectors.sha256
+    path = open_run(run_dir).blob_path(sha)
+    backend = S3Backend(s3_service.uri(s3_prefix))
+
+    def flip_a_bit(request, **_):
+        body = bytearray(request.body.read() if hasattr(request.body, "read") else request.body)
+        body[len(body) // 2] ^= 1
+        request.body = bytes(body)
+
+    backend.client.meta.events.register("before-send.s3.PutObject", flip_a_bit)
+    with pytest.raises(ServerRejectedError, match="XAmzContentSHA256Mismatch"):
+        backend.put_blob("ab" * 16, sha, path, path.stat().st_size)
+    assert not S3Backend(s3_service.uri(s3_prefix)).has_blob("ab" * 16, sha)

@@ -6,9 +6,9 @@ Layout under the prefix (content addressing and exactly-once records, as on disk
     runs/<run_id>/run.json                   identity and status (the project is inside)
     runs/<run_id>/records/<first>-<last>     immutable msgpack batches, keyed by seq range
 
-A blob is checked against its name before it is sent and every request body carries a
-``Content-MD5`` that the store verifies, so a blob object never holds other bytes than its
-name says; blobs above ``multipart_threshold`` go up as a multipart upload whose parts are
+A blob is checked against its name before it is sent and every blob body goes with the
+sha256 that SigV4 signs (the store refuses a body that does not match it), so a blob object
+never holds other bytes than its name says; blobs above ``multipart_threshold`` go up as a multipart upload whose parts are
 found again (``ListParts``) after a crash, so the upload resumes. A records object is
 written with ``If-None-Match: *``: two uploaders of one run can only write the same batch
 bytes under one key, and readers merge batches by seq, so every record is read exactly once.
@@ -112,6 +112,8 @@ class S3Backend:
             client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=options.get("region"),
                                                     config=config)
         self.client = client
+        s3_config = getattr(client.meta.config, "s3", None) or {}
+        self._signs_payload = s3_config.get("payload_signing_enabled", True) is not False
         self._next: dict[str, int] = {}
         self._present: set[str] = set()
 
@@ -139,6 +141,12 @@ class S3Backend:
             raise ServerUnavailableError(message.strip()) from None
         except self._network_errors as exc:
             raise ServerUnavailableError(f"{what} on {self.url}: {exc}") from None
+
+    def _transfer_check(self, body: bytes) -> dict:
+        """What guards a blob's bytes on the way: the payload's sha256 that botocore signs (SigV4,
+        checked by the store) where no Content-MD5 is sent, so a second hash pass (MD5) is only
+        spent when the client's configuration turned payload signing off."""
+        return {} if self._signs_payload else {"ContentMD5": _md5(body)}
 
     def _status(self, exc) -> int:
         return getattr(exc, "status", 0)
@@ -231,9 +239,9 @@ class S3Backend:
         if size > self.multipart_threshold:
             self._put_multipart(sha256, Path(path), size, progress)
         else:
-            data = Path(path).read_bytes()  # the uploader checked its hash; Content-MD5 guards the transfer
+            data = Path(path).read_bytes()  # the uploader checked its hash
             self._call("PUT blob", self.client.put_object, Bucket=self.bucket, Key=self.blob_key(sha256), Body=data,
-                       ContentMD5=_md5(data), ContentType="application/octet-stream")
+                       ContentType="application/octet-stream", **self._transfer_check(data))
             progress(size)
         self._present.add(sha256)
 
@@ -266,12 +274,11 @@ class S3Backend:
 
         def send(number: int, offset: int) -> dict:
             chunk = os.pread(fd, min(self.part_size, size - offset), offset)
-            md5 = hashlib.md5(chunk)
             kept = stored.get(number)
-            if kept is not None and kept["Size"] == len(chunk) and kept["ETag"].strip('"') == md5.hexdigest():
+            if kept is not None and kept["Size"] == len(chunk) and kept["ETag"].strip('"') == hashlib.md5(chunk).hexdigest():
                 return {"PartNumber": number, "ETag": kept["ETag"]}  # uploaded before a crash
             answer = self._call("PUT part", self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                PartNumber=number, Body=chunk, ContentMD5=base64.b64encode(md5.digest()).decode())
+                                PartNumber=number, Body=chunk, **self._transfer_check(chunk))
             progress(len(chunk))
             return {"PartNumber": number, "ETag": answer["ETag"]}
 
