@@ -664,14 +664,14 @@ def create_app(root, api_key: str | None = None, max_body: int = DEFAULT_MAX_BOD
     app.state.viewer_dir = viewer
     if index_uri is not None:
         try:
-            from .shared_store import NoProjections, SharedBookmarks, SharedCollector, SharedStore
+            from .shared_store import SharedBookmarks, SharedCollector, SharedProjectionJobs, SharedStore
         except ImportError as exc:
             raise ValueError(f"scale-out storage needs the 'scale' extra ({exc.name} is missing): "
                              "pip install 'tracker_sdk[scale]'") from None
         store = app.state.store = SharedStore(index_uri, blob_uri, root)
         app.state.collector = SharedCollector(store, upload_expiry)
         app.state.bookmarks = SharedBookmarks(store)
-        app.state.projections = NoProjections(store)
+        app.state.projections = SharedProjectionJobs(store)
         return app
     app.state.store = Store(root)
     app.state.collector = Collector(app.state.store, upload_expiry)

@@ -9,7 +9,9 @@ own, so no request ever waits for it. Its reduction records are appended through
 server's own writer of that run (``Store.append_own``), so the projection is in the run's
 journal for every viewer and client afterwards. Job states (queued, running, done, failed
 with the reducer's error) are kept in memory and polled by the page; a restart forgets
-them, never the stored results.
+them, never the stored results. On scale-out storage
+(:class:`~server_stub.shared_store.SharedProjectionJobs`) the same jobs run on a scratch run
+directory of the replica that took them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import queue
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 from tracker_sdk.errors import InvalidArgumentError, ReductionFailedError
 
@@ -80,6 +83,9 @@ def check_request(body) -> dict:
 class ProjectionJobs:
     """The server's queue of projection jobs, run one at a time on a daemon thread."""
 
+    #: why a job id this server does not know may still have existed
+    UNKNOWN_JOB = "jobs are forgotten when the server restarts"
+
     def __init__(self, store):
         self.store = store
         self._jobs: dict[str, dict] = {}
@@ -118,7 +124,7 @@ class ProjectionJobs:
         with self._lock:
             entry = self._jobs.get(job_id)
         if entry is None or entry["run_id"] != run_id:
-            raise NotFound(f"run {run_id} has no projection job {job_id} (jobs are forgotten when the server restarts)")
+            raise NotFound(f"run {run_id} has no projection job {job_id} ({self.UNKNOWN_JOB})")
         return self.public(entry)
 
     def list(self, run_id: str) -> list[dict]:
@@ -163,7 +169,7 @@ class ProjectionJobs:
         run = self.store.run(run_id)
         emb = self.store.embedding(run_id, spec["embedding_id"])
         reducer = get_reducer(spec["method"], **spec["params"])
-        run_dir = str(run.path.absolute())
+        run_dir = str(run.path.absolute()) if run.path is not None else ""  # else set by _workspace
         if spec["scope"] == "group":
             if emb.group is None:
                 raise BadRequest(f"embedding {emb.id} has no group: ask for scope 'embedding'")
@@ -221,9 +227,19 @@ class ProjectionJobs:
         executor = ThreadExecutor() if job.reducer.method == "pca" else ProcessExecutor(keep_warm=0, warm=[job.reducer.method])
         self._executor = executor
         try:
-            result = executor.submit(job).result()
+            with self._workspace(entry, job) as job:
+                result = executor.submit(job).result()
+                records = self._store(entry, job, result)
         finally:
             self._executor = None
             executor.shutdown()
-        records = self.store.append_own(entry["run_id"], result.payloads)
         return [r.id for r in records]
+
+    @contextmanager
+    def _workspace(self, entry: dict, job):
+        """The job as it runs: here on the run's own directory."""
+        yield job
+
+    def _store(self, entry: dict, job, result) -> list:
+        """Append the job's reduction records (its blobs are in the run directory already)."""
+        return self.store.append_own(entry["run_id"], result.payloads)

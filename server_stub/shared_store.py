@@ -15,8 +15,9 @@ replicas on one database and one bucket serve the same data:
   bytes once per run even where storage keeps one copy;
 - runs are read back from their records (:meth:`Run.from_records`), cached per revision.
 
-Projection jobs (the viewer's "compute a projection") need a run directory and answer 409
-here (:class:`NoProjections`); bookmarks live in the database (:class:`SharedBookmarks`).
+Projection jobs (the viewer's "compute a projection") run on a scratch run directory of the
+replica that took them (:class:`SharedProjectionJobs`); bookmarks live in the database
+(:class:`SharedBookmarks`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -38,6 +44,7 @@ from tracker_sdk.runformat.records import (
     EndRecord,
     ParameterRecord,
     ReductionRecord,
+    blob_refs,
     decode,
     encode,
     stamp,
@@ -55,7 +62,8 @@ from .errors import (
     IntegrityMismatch,
     NotFound,
 )
-from .security import check_hex_id, check_run_id, check_sha256
+from .projections import ProjectionJobs
+from .security import check_run_id, check_sha256
 from .sqlindex import (
     SqlIndex,
     blob_proofs,
@@ -189,14 +197,36 @@ class SharedStore:
             raise Conflict(f"records skip from seq {next_seq - 1} to {gap_at}", next_seq=next_seq)
         return {"next_seq": next_seq}
 
-    def append_own(self, run_id: str, payloads: list) -> list:
-        """Append records built here (no seq yet), stamped with the next seqs and the server's clock."""
+    def append_own(self, run_id: str, payloads: list, *, blob_dir=None) -> list:
+        """Append records built here (no seq yet), stamped with the next seqs and the server's clock.
+
+        ``blob_dir``: a run directory holding the blobs they reference (a projection job's scratch
+        directory). Each is put into the blob store first (hashed and checked), then linked to the
+        run in the transaction that appends the records: a failure stores neither links nor records
+        (a blob put but never linked is garbage for ``tracker-server gc``).
+        """
+        sizes = self._put_own_blobs(blob_dir, payloads) if blob_dir is not None else {}
         with self.index.write() as conn:
             row = self._lock_run(conn, run_id)
             now = time.time()
+            if sizes:
+                conn.execute(self.index.insert_ignoring_conflicts(run_blobs, [
+                    dict(run_id=run_id, sha256=sha, size=size, linked=now) for sha, size in sizes.items()]))
             stamped = [stamp(p, seq=row.next_seq + i, t=now) for i, p in enumerate(payloads)]
             self._append(conn, run_id, row, stamped)
         return stamped
+
+    def _put_own_blobs(self, blob_dir, payloads: list) -> dict[str, int]:
+        """Put the blobs ``payloads`` reference from ``blob_dir`` into the blob store; {sha256: size}."""
+        from tracker_sdk.runformat import files
+
+        sizes: dict[str, int] = {}
+        for ref in (ref for payload in payloads for ref in blob_refs(payload)):
+            if ref.sha256 not in sizes:
+                with open(files.blob_path(blob_dir, ref.sha256), "rb") as fh:
+                    size = os.fstat(fh.fileno()).st_size
+                    sizes[ref.sha256] = int(self.blobs.put(ref.sha256, fh, size)["size"])
+        return sizes
 
     def _lock_run(self, conn, run_id: str):
         row = conn.execute(sa.select(runs).where(runs.c.run_id == check_run_id(run_id)).with_for_update()).first()
@@ -264,6 +294,25 @@ class SharedStore:
     # -- blobs -----------------------------------------------------------------------------
     def _blob_path(self, sha: str) -> Path:
         return Path(self.blobs.local_path(sha))
+
+    def copy_blob_into(self, run_dir: Path, sha: str) -> None:
+        """Make ``sha`` a blob of the local run directory ``run_dir``: a hard link to this replica's
+        copy (a copy across file systems). Never linked to a run; only for reading."""
+        from tracker_sdk.runformat import files
+
+        target = files.blob_path(run_dir, sha)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(2):
+            source = self._blob_path(sha)
+            try:
+                os.link(source, target)
+                return
+            except FileNotFoundError:
+                if attempt:  # evicted from the cache twice between fetch and link
+                    raise
+            except OSError:  # another file system, or links refused there
+                shutil.copyfile(source, target)
+                return
 
     def blob_size(self, run_id: str, sha: str) -> int | None:
         """The size of a blob linked to the run, None when the run may not read it; 404 without the run."""
@@ -458,30 +507,37 @@ class SharedBookmarks:
             raise NotFound(f"run {run_id} has no bookmark {name!r}")
 
 
-class NoProjections:
-    """The projection-job routes on shared storage: jobs run on a run directory, which replicas do not have."""
+class SharedProjectionJobs(ProjectionJobs):
+    """:class:`~server_stub.projections.ProjectionJobs` on shared storage. A job runs on a scratch
+    run directory under this replica's cache dir holding only the vectors it reads; its coordinate
+    blobs then go to the blob store and its records to the index (:meth:`SharedStore.append_own`),
+    and the scratch directory is removed either way. Job states live in this replica's memory."""
 
-    MESSAGE = ("projections computed by the server need its directory store (tracker-server --root DIR without "
-               "--index-uri/--blob-uri); compute them with `tracker reduce` on a local copy and upload it")
+    UNKNOWN_JOB = ("jobs live in the memory of the replica that took them: poll that replica; "
+                   "once done, the projection is in the run's embeddings on every replica")
+    SCRATCH = ".projection-jobs"
 
     def __init__(self, store: SharedStore):
-        self.store = store
+        super().__init__(store)
+        self.scratch = store.root / self.SCRATCH
+        shutil.rmtree(self.scratch, ignore_errors=True)  # left by a replica that died mid-job (one per cache dir)
 
-    def submit(self, run_id: str, body) -> dict:
-        self.store.run_dir(run_id)
-        raise Conflict(self.MESSAGE)
+    @contextmanager
+    def _workspace(self, entry: dict, job):
+        from tracker_sdk.reduce.tasks import EmbeddingJob
 
-    def list(self, run_id: str) -> list[dict]:
-        self.store.run_dir(run_id)
-        return []
+        run_dir = self.scratch / uuid.uuid4().hex
+        try:
+            run_dir.mkdir(parents=True)
+            shas = [job.vectors_sha] if isinstance(job, EmbeddingJob) else [item["vectors_sha"] for item in job.items]
+            for sha in dict.fromkeys(shas):
+                self.store.copy_blob_into(run_dir, sha)
+            yield replace(job, run_dir=str(run_dir))
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
-    def get(self, run_id: str, job_id: str) -> dict:
-        check_run_id(run_id)
-        check_hex_id(job_id, "job_id")
-        raise NotFound(f"run {run_id} has no projection job {job_id} ({self.MESSAGE})")
-
-    def close(self) -> None:
-        pass
+    def _store(self, entry: dict, job, result) -> list:
+        return self.store.append_own(entry["run_id"], result.payloads, blob_dir=job.run_dir)
 
 
 class SharedCollector(Collector):

@@ -302,15 +302,6 @@ def test_health_answers_503_when_the_blob_store_is_gone(tmp_path):
         server.stop()
 
 
-def test_projection_jobs_answer_409_on_shared_storage(replica, helpers):
-    server = replica()
-    run = helpers.RemoteRun(server)
-    run.create()
-    r = requests.post(f"{server.api}/runs/{run.run_id}/projections", json={"embedding_id": "a" * 32}, timeout=10)
-    assert r.status_code == 409 and "tracker reduce" in r.json()["error"]
-    assert requests.get(f"{server.api}/runs/{run.run_id}/projections", timeout=10).json() == []
-
-
 def test_gc_removes_only_blobs_no_run_links(replica, stores, helpers, tmp_path):
     server = replica()
     run = helpers.RemoteRun(server)
