@@ -136,3 +136,35 @@ def test_bad_arguments_raise_before_anything_is_written(tmp_path, kwargs, match)
         with pytest.raises(InvalidArgumentError, match=match):
             exp.analyze_dynamics(**kwargs)
         assert len(open_run(exp.run_dir).records) == before
+
+
+def test_layers_logged_at_each_step_get_their_layer_by_layer_cka(tmp_path, capsys):
+    """A rotated and scaled copy of a layer scores 1; an independent layer scores near 0; a layer
+    with another row count, or missing at a step, is None there."""
+    from scipy.stats import ortho_group
+
+    from tracker_sdk.cli import main as cli_main
+
+    x, y = _digits()
+    rotation = ortho_group.rvs(x.shape[1], random_state=0).astype(np.float32)
+    rng = np.random.default_rng(1)
+    with Experiment(project_name="p", url=str(tmp_path), quiet=True) as exp:
+        for step in range(3):
+            grown = x + step * rng.normal(scale=0.5, size=x.shape).astype(np.float32)
+            layers = {"conv": grown, "copy": 3.0 * grown @ rotation,
+                      "noise": rng.standard_normal((N, 32), dtype=np.float32)}
+            if step == 1:
+                del layers["noise"]
+            exp.log_activations(layers, y.tolist(), group="net", step=step, reduce=None)
+        record = exp.analyze_dynamics("net", title="conv", k=10).record
+    assert record.layers == ["conv", "copy", "noise"] and len(record.layer_cka) == 3
+    for s, matrix in enumerate(record.layer_cka):
+        assert matrix[0][1] == pytest.approx(1.0, abs=1e-4) and matrix[0][0] == pytest.approx(1.0, abs=1e-4)
+        if s == 1:
+            assert matrix[0][2] is None and matrix[2][2] is None
+        else:
+            assert abs(matrix[0][2]) < 0.1 and matrix[0][2] == matrix[2][0]
+    assert open_run(exp.run_dir).dynamics("net", "conv") == record
+    assert cli_main(["dynamics", str(exp.run_dir), "--group", "net", "--title", "conv"]) == 0
+    out = capsys.readouterr().out
+    assert "layer CKA at step 2:" in out and "copy: 1.00 1.00" in out

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from .._progress import Progress
@@ -148,7 +149,10 @@ def analyze_dynamics(target, group: str, *, title: str | None = None, k: int = 1
     steps = [np.asarray(emb.vectors) for emb in embs]
     result = dynamics.step_dynamics(steps, k, labels=labels, ids=ids, metric=metric, quiet=quiet)
     trust = _trust(embs, steps, k, metric, quiet)
+    layers, layer_cka = _layer_cka(run, group, embs)
     record = _record(result, embs, group, title, k, label_column, id_column, time.perf_counter() - start)
+    if layers:
+        record = msgspec.structs.replace(record, layers=layers, layer_cka=layer_cka)
     own_writer = writer is None
     if own_writer:
         writer = RunWriter(run.path)
@@ -158,6 +162,28 @@ def analyze_dynamics(target, group: str, *, title: str | None = None, k: int = 1
         if own_writer:
             writer.close()
     return DynamicsResult(record, result, embs, trust, record.duration_s)
+
+
+def _layer_cka(run: Run, group: str, embs) -> tuple[list, list]:
+    """When the group holds several titles (layers), their layer x layer linear CKA at each of the
+    analysed steps (rows are the same samples: a layer whose row count differs is left out, None)."""
+    found = [e for e in run.embeddings if e.group == group]
+    layers = list(dict.fromkeys(e.title for e in found))
+    if len(layers) < 2:
+        return [], []
+    at = {(e.step, e.title): e for e in found}  # the last logged of a step and title wins
+    matrices = []
+    for emb in embs:
+        present = [(i, at[(emb.step, t)]) for i, t in enumerate(layers)
+                   if (emb.step, t) in at and at[(emb.step, t)].n == emb.n]
+        matrix = [[None] * len(layers) for _ in layers]
+        if len(present) >= 2:
+            values = dynamics.cka_matrix([np.asarray(e.vectors) for _, e in present])
+            for a, (i, _) in enumerate(present):
+                for b, (j, _) in enumerate(present):
+                    matrix[i][j] = _finite([values[a, b]])[0]
+        matrices.append(matrix)
+    return layers, matrices
 
 
 def _trust(embs, steps, k: int, metric: str, quiet) -> dict:
@@ -269,6 +295,11 @@ def summary(run: Run, record: DynamicsRecord, top: int = CHANGED_TOP) -> str:
             items.append(text)
         lines += ["", f"changed most from step {steps[s]} to {steps[s + 1]} (row (label) Jaccard):", "  " +
                   ", ".join(items)]
+    if record.layers and record.layer_cka:
+        last = record.layer_cka[-1]
+        width = max(len(name) for name in record.layers)
+        lines += ["", f"layer CKA at step {steps[-1]}:"]
+        lines += [f"  {name:>{width}}: " + " ".join(_num(v, 2) for v in row) for name, row in zip(record.layers, last)]
     if record.classes:
         lines += ["", f"class separation per step (centroid gap in spread units, {record.label_column!r}):"]
         trend = []

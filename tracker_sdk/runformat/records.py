@@ -186,7 +186,9 @@ class DynamicsRecord(Record, kw_only=True, frozen=True, tag="dynamics"):
     ``cka`` is the step x step linear CKA matrix, ``changes[s]`` the k-NN Jaccard summary of steps
     s and s + 1, ``separation`` and ``silhouette`` are step x class (None where undefined); all
     lists follow ``embedding_ids`` (step order). ``silhouette_rows`` is how many rows per step at most
-    (those with a label) the silhouette was computed on: every shared row, or a seeded sample on large steps."""
+    (those with a label) the silhouette was computed on: every shared row, or a seeded sample on large steps.
+    When the group holds several titles (the layers of ``log_activations``), ``layer_cka[s]`` is the
+    layer x layer linear CKA at step s, in the order of ``layers`` (None where a layer is missing)."""
 
     group: Text
     title: Union[Text, None] = None
@@ -202,6 +204,8 @@ class DynamicsRecord(Record, kw_only=True, frozen=True, tag="dynamics"):
     separation: list[list[Union[float, None]]] = []
     silhouette: list[list[Union[float, None]]] = []
     silhouette_rows: Union[Count, None] = None
+    layers: list[Text] = []
+    layer_cka: list[list[list[Union[float, None]]]] = []
     duration_s: float = 0.0
 
 
