@@ -164,6 +164,13 @@ def _check_range(offset, length) -> None:
             raise BadRequest(f"{name} must be a non-negative integer; got {value!r}")
 
 
+def stored_before(size: int, **extra) -> dict:
+    """The answer for an upload whose blob the store held before this request's bytes completed it
+    (another run's upload, or a whole body): ``stored_before`` lets the scale-out store refuse to
+    count it as this run's bytes (a run reads only blobs it sent)."""
+    return {"offset": size, "complete": True, "stored_before": True, **extra}
+
+
 def _check_upload_request(offset: int, length: int, max_blob: int) -> None:
     if length > max_blob:
         raise PayloadTooLarge(f"Upload-Length {length} is above this server's limit of {max_blob} bytes")
@@ -302,7 +309,7 @@ class DirectoryBlobStore:
         size = self.size(sha)
         if size is not None:
             _drop_upload(part, length_file)
-            return {"offset": size, "complete": True}
+            return stored_before(size)
         state = {"offset": regular_size(part), "complete": False}
         length = known_length(length_file)
         if length is not None:
@@ -327,7 +334,7 @@ class DirectoryBlobStore:
             size = self.size(sha)
             if size is not None:
                 _drop_upload(part, length_file)
-                return {"offset": size, "complete": True}
+                return stored_before(size)
             fh = self._open_part(part, length_file, offset, length)
             digest, received = hashlib.sha256(), 0
             try:
@@ -868,12 +875,12 @@ class S3BlobStore:
         size = self.size(check_sha256(sha))
         if size is not None:
             self._drop_upload(run_id, sha)
-            return {"offset": size, "complete": True, "min_chunk": MIN_PART}
+            return stored_before(size, min_chunk=MIN_PART)
         state, parts, staged = self._current(run_id, sha)
         if state is None:
             size = self.size(sha)  # published by another replica since the first look
             if size is not None:
-                return {"offset": size, "complete": True, "min_chunk": MIN_PART}
+                return stored_before(size, min_chunk=MIN_PART)
             return {"offset": 0, "complete": False, "min_chunk": MIN_PART}
         length = state["length"]
         offset = length if staged else sum(p["Size"] for p in parts)
@@ -897,10 +904,10 @@ class S3BlobStore:
             size = self.size(sha)
             if size is not None:
                 self._drop_upload(run_id, sha)
-                return {"offset": size, "complete": True}
+                return stored_before(size)
             state, parts, staged = self._current(run_id, sha)
             if state is None and self.size(sha) is not None:  # published by another replica since
-                return {"offset": self.size(sha), "complete": True}
+                return stored_before(self.size(sha))
             if state is not None and state["length"] != length:
                 raise _length_differs(length, state["length"])
             if staged:

@@ -423,6 +423,10 @@ class SharedStore:
             return bool(conn.execute(blob_proofs.update().where(where).values(offset=offset, updated=now)).rowcount)
 
     def _linked_when_complete(self, run_id: str, sha: str, state: dict) -> dict:
+        """Link the blob to the run once the run's own bytes completed it; a blob stored meanwhile by
+        another run (``stored_before``) is proven instead, from this run's proof offset."""
+        if state.pop("stored_before", False):
+            return {"offset": self._proof_offset(run_id, sha), "complete": False, "length": state["offset"]}
         if state.get("complete"):
             size = self.blobs.size(sha)
             if size is None:

@@ -219,11 +219,15 @@ class Store:
     def upload_state(self, run_id: str, sha: str) -> dict:
         """How far an upload got; one whose bytes are all there is committed now (after a crash of
         either side the client only has to ask)."""
-        return self._run_blobs(run_id).upload_state(run_id, sha)
+        state = self._run_blobs(run_id).upload_state(run_id, sha)
+        state.pop("stored_before", None)  # the run's own directory: a blob in it is the run's
+        return state
 
     def append_upload(self, run_id: str, sha: str, offset: int, length: int, chunks, checksum: bytes | None) -> dict:
         """Append one chunk at ``offset`` (its sha256 in ``checksum``), then commit when the upload is whole."""
-        return self._run_blobs(run_id).append_upload(run_id, sha, offset, length, chunks, checksum)
+        state = self._run_blobs(run_id).append_upload(run_id, sha, offset, length, chunks, checksum)
+        state.pop("stored_before", None)
+        return state
 
     # -- records -------------------------------------------------------------------------
     def post_records(self, run_id: str, records) -> dict:

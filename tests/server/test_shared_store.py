@@ -350,3 +350,31 @@ def test_only_one_uri_puts_the_other_store_under_root(tmp_path, helpers):
         assert "blobs " + str(tmp_path / "root" / "blobs") in server.output()
     finally:
         server.stop()
+
+
+def test_a_blob_another_run_publishes_mid_upload_is_proven_not_granted(tmp_path):
+    """The window between "is the blob stored?" and the blob store's append: run A publishes the
+    blob there, so run B's first chunk meets a stored blob. B must still send (prove) every byte
+    before it may read the blob."""
+    from server_stub.shared_store import SharedStore
+
+    store = SharedStore(f"sqlite:///{tmp_path / 'index.sqlite3'}", str(tmp_path / "blobs"), tmp_path / "cache")
+    try:
+        run_a, run_b = uuid.uuid4().hex, uuid.uuid4().hex
+        store.put_run("p", run_a, {"name": "a"})
+        store.put_run("p", run_b, {"name": "b"})
+        data = os.urandom(3000)
+        sha = hashlib.sha256(data).hexdigest()
+        first = data[:1000]
+        store.put_blob(run_a, sha, [data])  # A publishes the blob ...
+        # ... while B's request had already found it absent and goes straight to the blob store
+        state = store._linked_when_complete(run_b, sha, store.blobs.append_upload(
+            run_b, sha, 0, len(data), [first], hashlib.sha256(first).digest()))
+        assert state == {"offset": 0, "complete": False, "length": len(data)}
+        assert store.blob_size(run_b, sha) is None and store.blob_size(run_a, sha) == len(data)
+        for offset in (0, 1000, 2000):  # B proves the bytes through the ordinary path
+            chunk = data[offset: offset + 1000]
+            state = store.append_upload(run_b, sha, offset, len(data), [chunk], hashlib.sha256(chunk).digest())
+        assert state == {"offset": len(data), "complete": True} and store.blob_size(run_b, sha) == len(data)
+    finally:
+        store.close()
