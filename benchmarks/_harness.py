@@ -25,6 +25,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import subprocess
 import shlex
 import statistics
 import sys
@@ -90,6 +91,18 @@ class Target:
         if self.speedup is not None:
             return ratio_median > 0 and 1 / ratio_median >= self.speedup
         return median_s <= self.seconds
+
+
+def stop_process(proc, grace_s: float = 30) -> None:
+    """Stop a server a benchmark started: SIGTERM, then SIGKILL after ``grace_s`` (none outlives it)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def summarize(times: list[float]) -> dict:

@@ -35,7 +35,7 @@ import uuid
 import zlib
 from pathlib import Path
 
-from _harness import REPO, Bench  # benchmarks/ is on sys.path when run as a script; it adds the repository
+from _harness import REPO, Bench, stop_process  # benchmarks/ is on sys.path when run as a script; it adds the repository
 
 META_CLASSES = ("records", "run summary")
 UPLOAD_CLASSES = ("blob PUT", "embedding record")
@@ -84,12 +84,7 @@ class Server:
         return rss
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
         self.log.close()
 
 

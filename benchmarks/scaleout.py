@@ -40,7 +40,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from _harness import REPO, Bench, Candidate, Target
+from _harness import REPO, Bench, Candidate, Target, stop_process
 
 ENV = ("TRACKER_TEST_POSTGRES_URL", "TRACKER_TEST_S3_ENDPOINT", "TRACKER_TEST_S3_ACCESS_KEY",
        "TRACKER_TEST_S3_SECRET_KEY", "TRACKER_TEST_S3_BUCKET")
@@ -191,13 +191,7 @@ class Replica:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 # -- runs ----------------------------------------------------------------------------------

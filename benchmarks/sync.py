@@ -74,8 +74,8 @@ class Server:
 
     def stop(self) -> None:
         self._stop.set()
-        self.proc.terminate()
-        self.proc.wait(30)
+        from _harness import stop_process
+        stop_process(self.proc)
         self.log.close()
 
 

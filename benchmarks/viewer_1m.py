@@ -38,7 +38,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
-from _harness import REPO, Bench, Candidate, Target
+from _harness import REPO, Bench, Candidate, Target, stop_process
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking"]
@@ -96,13 +96,7 @@ class TrackerServer:
             return resp.read()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace_s=10)
         self.log.close()
 
 

@@ -138,7 +138,8 @@ class Reducer:
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgumentError(
                 f"vectors has {X.shape[1]} features but this {type(self).__name__} was fitted on {self.n_features_in_}")
-        if X.shape == self.embedding_.shape[:1] + (self.n_features_in_,) and fingerprint(X) == self._fingerprint_:
+        known = getattr(self, "_fingerprint_", None)  # None where projecting again is as cheap (PCA)
+        if known is not None and X.shape == self.embedding_.shape[:1] + (self.n_features_in_,) and fingerprint(X) == known:
             # the training array itself: its fitted coordinates, not a second optimisation
             return self.embedding_.copy()
         return np.ascontiguousarray(self._transform(self._preprocess(X)), dtype=np.float32)

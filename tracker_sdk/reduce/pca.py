@@ -223,15 +223,6 @@ class PCAReducer(Reducer):
         self.embedding_ = np.ascontiguousarray(coords, dtype=np.float32)
         return self
 
-    def transform(self, vectors) -> np.ndarray:
-        """Coordinates (n_samples, n_components) of vectors in the fitted projection."""
-        self._check_fitted()
-        X = check_vectors(vectors)
-        if X.shape[1] != self.n_features_in_:
-            raise InvalidArgumentError(
-                f"vectors has {X.shape[1]} features but this {type(self).__name__} was fitted on {self.n_features_in_}")
-        return np.ascontiguousarray(self._transform(self._preprocess(X)), dtype=np.float32)
-
     def _fit(self, X: np.ndarray) -> np.ndarray:
         return self._fit_checked(X, finite_known=True)
 
