@@ -352,17 +352,9 @@ async def get_vectors(request: Request) -> Response:
     return await _sync(_vectors, _store(request), *_embedding_ids(request))
 
 
-def _columns_of(stored, what: str) -> dict:
-    """``stored.metadata`` (an embedding's or a projection's columns), or 422 when its blob cannot be read."""
-    try:
-        return stored.metadata
-    except (OSError, ValueError) as exc:
-        raise Unprocessable(f"{what} is not readable: {type(exc).__name__}") from None
-
-
 def _metadata(store: Store, run_id: str, embedding_id: str) -> Response:
     emb = store.embedding(run_id, embedding_id)
-    return json_response(_columns_of(emb, f"metadata of embedding {embedding_id}"))
+    return json_response(columns_binary.readable_columns(emb, f"metadata of embedding {embedding_id}"))
 
 
 async def get_metadata(request: Request) -> Response:
@@ -405,7 +397,7 @@ async def get_coords(request: Request) -> Response:
 def _reduction_columns(store: Store, run_id: str, reduction_id: str) -> Response:
     """A projection's own metadata columns (per-point trust), with the scores stored beside them."""
     red = store.reduction(run_id, reduction_id)
-    meta = _columns_of(red, f"columns of reduction {reduction_id}")
+    meta = columns_binary.readable_columns(red, f"columns of reduction {reduction_id}")
     return json_response({**meta, "analysis": red.trust_scores})
 
 

@@ -218,7 +218,8 @@ def _shifted(entry, by: int):
     return entry
 
 
-def _readable(stored, what: str) -> dict:
+def readable_columns(stored, what: str) -> dict:
+    """``stored.metadata`` (an embedding's or a projection's columns), or 422 when its blob cannot be read."""
     try:
         return stored.metadata
     except (OSError, ValueError) as exc:
@@ -228,7 +229,7 @@ def _readable(stored, what: str) -> dict:
 def answer(store, run_id: str, embedding_id: str, names: list[str], reduction_id: str | None) -> Response:
     """The binary columns answer of an embedding (and of one of its projections)."""
     emb = store.embedding(run_id, embedding_id)
-    meta = _readable(emb, f"metadata of embedding {embedding_id}")
+    meta = readable_columns(emb, f"metadata of embedding {embedding_id}")
     sources = [(emb, meta["columns"])]
     scores = None
     if reduction_id is not None:
@@ -236,7 +237,7 @@ def answer(store, run_id: str, embedding_id: str, names: list[str], reduction_id
         if red.embedding_id != embedding_id:
             raise NotFound(f"reduction {reduction_id} is a projection of embedding {red.embedding_id}, "
                            f"not of {embedding_id}")
-        sources.append((red, _readable(red, f"columns of reduction {reduction_id}")["columns"]))
+        sources.append((red, readable_columns(red, f"columns of reduction {reduction_id}")["columns"]))
         scores = red.trust_scores
     by_name = {}  # later sources replace earlier columns of the same name and go last
     for owner, columns in sources:
